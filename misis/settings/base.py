@@ -1,0 +1,170 @@
+"""Settings shared by every environment. Every URL and secret comes from the environment."""
+
+from pathlib import Path
+
+import environ
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_fsm",
+    "scenarios",
+    "runner",
+    "inference",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "misis.urls"
+WSGI_APPLICATION = "misis.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/misis")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = Path(env("MISIS_MEDIA_ROOT", default=str(BASE_DIR / "media")))
+MEDIA_URL = "media/"
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
+    AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "misis.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Redis and Celery ------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# Runner tasks live for hours. They are acknowledged on receipt (acks_late off) so that the
+# Redis broker never redelivers them after visibility_timeout; a runner that dies is replaced by
+# the watchdog, and the lease + epoch fence (not the broker) keeps one runner per scenario.
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "orchestrator"
+CELERY_TASK_QUEUES = (Queue("orchestrator"), Queue("runner"), Queue("inference"))
+CELERY_TASK_ROUTES = {
+    "runner.*": {"queue": "runner"},
+    "inference.*": {"queue": "inference"},
+    "scenarios.*": {"queue": "orchestrator"},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+
+MISIS_HEARTBEAT_INTERVAL = env.float("MISIS_HEARTBEAT_INTERVAL", default=1.0)
+# A runner whose heartbeat is older than this is presumed dead and replaced.
+MISIS_HEARTBEAT_TIMEOUT = env.float("MISIS_HEARTBEAT_TIMEOUT", default=5.0)
+# The lease outlives about three heartbeats, so one slow beat does not lose it.
+MISIS_LEASE_TTL = env.float("MISIS_LEASE_TTL", default=3.0 * MISIS_HEARTBEAT_INTERVAL)
+MISIS_WATCHDOG_INTERVAL = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
+MISIS_OUTBOX_RELAY_INTERVAL = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
+# Outbox rows the fast path has not sent after this long are sent by the relay.
+MISIS_OUTBOX_RELAY_GRACE = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
+MISIS_MAX_RESTARTS = env.int("MISIS_MAX_RESTARTS", default=5)
+MISIS_RESTART_BACKOFF_BASE = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
+MISIS_RESTART_BACKOFF_MAX = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)
+MISIS_OPEN_RETRIES = env.int("MISIS_OPEN_RETRIES", default=3)
+MISIS_PUBLISH_INTERVAL = env.float("MISIS_PUBLISH_INTERVAL", default=0.25)
+MISIS_PUBLISH_BATCH = env.int("MISIS_PUBLISH_BATCH", default=50)
+MISIS_VIDEO_ROOT = Path(env("MISIS_VIDEO_ROOT", default=str(BASE_DIR / "media" / "videos")))
+
+MISIS_INFERENCE_BACKEND = env("MISIS_INFERENCE_BACKEND", default="yolo")
+MISIS_MODEL = env("MISIS_MODEL", default="")
+MISIS_DEVICE = env("MISIS_DEVICE", default="cpu")
+MISIS_HALF = env.bool("MISIS_HALF", default=False)
+MISIS_MAX_BATCH = env.int("MISIS_MAX_BATCH", default=8)
+MISIS_MAX_WAIT_MS = env.float("MISIS_MAX_WAIT_MS", default=5.0)
+MISIS_MAX_IN_FLIGHT = env.int("MISIS_MAX_IN_FLIGHT", default=2)
+MISIS_INFERENCE_TIMEOUT = env.float("MISIS_INFERENCE_TIMEOUT", default=30.0)
+MISIS_MOCK_DELAY_MS = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
+
+CELERY_BEAT_SCHEDULE = {
+    "outbox-relay": {
+        "task": "scenarios.outbox_relay",
+        "schedule": MISIS_OUTBOX_RELAY_INTERVAL,
+        "options": {"expires": 10},
+    },
+    "watchdog": {
+        "task": "scenarios.watchdog",
+        "schedule": MISIS_WATCHDOG_INTERVAL,
+        "options": {"expires": 10},
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("MISIS_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# ./run.sh          build .venv, migrate, run the whole stack in the foreground (Ctrl-C stops it)
+# ./run.sh --test   install what the tests need and run the whole suite
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+RUN_DIR="$ROOT/.run"
+mkdir -p "$RUN_DIR/logs"
+
+log() { printf '\033[1m[run.sh]\033[0m %s\n' "$*"; }
+
+# --- services: reuse PostgreSQL and Redis when they answer, start them when they do not ------
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+  else
+    echo "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is missing" >&2; exit 1
+  fi
+  for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 0.5; done
+  echo "PostgreSQL did not come up" >&2; exit 1
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  log "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 60); do redis-cli ping >/dev/null 2>&1 && return; sleep 0.5; done
+  echo "Redis did not come up" >&2; exit 1
+}
+
+ensure_database() {
+  local db=${1:-misis}
+  if [ -z "${DATABASE_URL:-}" ]; then
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
+      || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db" >/dev/null
+  fi
+}
+
+# --- the virtual environment: reinstall only when a requirements file changed ---------------
+ensure_venv() {
+  local stamp="$VENV/.installed-$(cat requirements/*.txt | sha1sum | cut -c1-12)-$*"
+  if [ -f "$stamp" ]; then return; fi
+  if [ ! -x "$PY" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  local f
+  for f in "$@"; do
+    log "installing requirements/$f.txt"
+    "$PY" -m pip install -q --disable-pip-version-check -r "requirements/$f.txt"
+  done
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+}
+
+if [ "${1:-}" = "--test" ]; then
+  shift
+  ensure_venv test
+  ensure_postgres
+  ensure_redis
+  export DJANGO_SETTINGS_MODULE=misis.settings.test
+  log "ruff"
+  "$VENV/bin/ruff" check .
+  "$VENV/bin/ruff" format --check . >/dev/null || { "$VENV/bin/ruff" format --diff . | head -50; exit 1; }
+  log "pytest"
+  exec "$VENV/bin/pytest" "$@"
+fi
+
+# --- the stack -------------------------------------------------------------------------------
+ensure_venv base
+ensure_postgres
+ensure_redis
+ensure_database misis
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-misis.settings.local}
+PORT=${MISIS_PORT:-8000}
+RUNNERS=${MISIS_RUNNERS:-2}
+"$PY" manage.py migrate --no-input -v 0
+
+declare -A CMDS PIDS
+CMDS[api]="$VENV/bin/gunicorn misis.wsgi -b 127.0.0.1:$PORT -w ${MISIS_API_WORKERS:-2} -k gthread --threads 8 --access-logfile -"
+CMDS[beat]="$VENV/bin/celery -A misis beat -l INFO -s $RUN_DIR/celerybeat-schedule"
+CMDS[orchestrator]="$VENV/bin/celery -A misis worker -l INFO -Q orchestrator -n orchestrator@%h -P threads -c 4"
+for i in $(seq 1 "$RUNNERS"); do
+  CMDS[runner$i]="$VENV/bin/celery -A misis worker -l INFO -Q runner -n runner$i@%h -P threads -c ${MISIS_RUNNER_CONCURRENCY:-64} --prefetch-multiplier 1"
+done
+CMDS[inference]="$VENV/bin/celery -A misis worker -l INFO -Q inference -n inference@%h -P solo"
+
+STOPPING=0
+start() {
+  local name=$1
+  # shellcheck disable=SC2086
+  ${CMDS[$name]} > >(sed -u "s/^/[$name] /" | tee -a "$RUN_DIR/logs/$name.log") 2>&1 &
+  PIDS[$name]=$!
+}
+stop_all() {
+  STOPPING=1
+  log "stopping"
+  local name pid
+  for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  log "stopped"
+  exit 0
+}
+trap stop_all INT TERM
+
+for name in "${!CMDS[@]}"; do start "$name"; done
+
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/health/" >/dev/null 2>&1 && break; sleep 0.2; done
+TOKEN=$("$PY" manage.py issue_token demo --staff 2>/dev/null | tail -1)
+log "API:    http://127.0.0.1:$PORT/   (health: http://127.0.0.1:$PORT/health/)"
+log "admin:  http://127.0.0.1:$PORT/admin/   (create a login: $PY manage.py createsuperuser)"
+log "token:  $TOKEN   (header: Authorization: Token $TOKEN)"
+if [ "${MISIS_DEMO:-1}" != "0" ]; then
+  VIDEO_ROOT=${MISIS_VIDEO_ROOT:-$ROOT/media/videos}
+  [ -f "$VIDEO_ROOT/sample.mp4" ] || "$PY" manage.py make_sample_video sample.mp4 >/dev/null
+  SID=$(curl -fsS -X POST "http://127.0.0.1:$PORT/scenario/" -H "Authorization: Token $TOKEN" \
+    -H 'Content-Type: application/json' \
+    -d '{"source": "sample.mp4", "name": "demo", "params": {"loop": true, "target_fps": 5}}' \
+    | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])') || SID=""
+  if [ -n "$SID" ]; then
+    log "demo scenario: $SID"
+    log "  curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/prediction/$SID/"
+  fi
+fi
+
+# Supervise: a process that dies is started again (a runner killed by the OOM killer, say).
+while true; do
+  sleep 1 &
+  wait $! || true
+  [ $STOPPING = 1 ] && break
+  for name in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+      log "$name exited; starting it again"
+      start "$name"
+    fi
+  done
+done

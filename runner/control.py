@@ -1,0 +1,24 @@
+"""The stop signal from the orchestrator to the runner of one (scenario, epoch).
+
+The database status is the truth; this Redis key only makes the runner notice a stop within
+a frame instead of at its next heartbeat.
+"""
+
+from __future__ import annotations
+
+from misis.redis_client import get_redis
+
+STOP_TTL = 24 * 3600
+
+
+def stop_key(scenario_id: object) -> str:
+    return f"misis:stop:{scenario_id}"
+
+
+def signal_stop(scenario_id: object, epoch: int) -> None:
+    get_redis().set(stop_key(scenario_id), epoch, ex=STOP_TTL)
+
+
+def stop_requested(scenario_id: object, epoch: int) -> bool:
+    raw = get_redis().get(stop_key(scenario_id))
+    return raw is not None and int(raw) >= epoch

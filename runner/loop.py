@@ -1,0 +1,243 @@
+"""The long-running loop of one scenario on one runner process.
+
+Read a frame, maybe sample it for detection, keep a bounded number of frames at the inference
+workers, collect their results in order, publish them in small batches with the heartbeat.
+Every publish renews the lease first and is fenced by epoch in the database, so a runner that
+lost its lease (paused, partitioned, replaced) publishes nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from inference.client import InferenceClient
+from runner.control import stop_requested
+from runner.lease import Lease, LeaseLost
+from runner.params import Params
+from runner.sources import Frame, SourceError, VideoSource
+from scenarios import services
+from scenarios.models import Status
+
+logger = logging.getLogger(__name__)
+
+# Set when this worker process is shutting down: loops hand their scenarios over and return.
+WORKER_STOPPING = threading.Event()
+
+STOP_CHECK_INTERVAL = 0.05
+_SHUTDOWN = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING)
+
+
+class Stop(Exception):
+    """Leave the loop; the scenario's status has already been written."""
+
+
+def run_scenario(scenario_id: str, epoch: int) -> None:
+    """Run (scenario, epoch) until it stops, ends, is handed over or its lease is lost.
+
+    A duplicate delivery of the same start, or a start of an epoch already superseded, finds
+    the lease taken and returns at once: the lease, not the broker, keeps one runner.
+    """
+    lease = Lease.acquire(scenario_id, epoch)
+    if lease is None:
+        logger.info("scenario %s: epoch %s already has a runner or is stale", scenario_id, epoch)
+        return
+    try:
+        ScenarioRunner(scenario_id, epoch, lease).run()
+    except Stop:
+        pass
+    except LeaseLost as exc:
+        logger.warning("scenario %s: %s; stopping without publishing", scenario_id, exc)
+    except Exception:
+        logger.exception("scenario %s: runner crashed (epoch %s)", scenario_id, epoch)
+        try:
+            services.runner_crashed(scenario_id=scenario_id, epoch=epoch)
+        except Exception:
+            logger.exception("scenario %s: could not report the crash", scenario_id)
+    finally:
+        try:
+            lease.release()
+        except Exception:
+            logger.warning("scenario %s: lease release failed", scenario_id, exc_info=True)
+        close_old_connections()
+
+
+@dataclass(frozen=True)
+class _Tag:
+    index: int
+    pts: float
+    captured_at: datetime
+    width: int
+    height: int
+    read_at: float
+
+
+class Sampler:
+    """Which frames to analyse: every frame, or ``target_fps`` of them by source time."""
+
+    def __init__(self, target_fps: float | None) -> None:
+        self.period = 1.0 / target_fps if target_fps else 0.0
+        self.next_pts: float | None = None
+
+    def take(self, pts: float) -> bool:
+        if not self.period:
+            return True
+        if self.next_pts is None or pts + 1e-6 >= self.next_pts:
+            base = pts if self.next_pts is None else self.next_pts
+            self.next_pts = max(base + self.period, pts)
+            return True
+        return False
+
+
+class ScenarioRunner:
+    def __init__(self, scenario_id: str, epoch: int, lease: Lease) -> None:
+        self.scenario_id = scenario_id
+        self.epoch = epoch
+        self.lease = lease
+        self.rows: list[services.PredictionRow] = []
+        self.done_times: deque[float] = deque(maxlen=50)
+        self.last_publish = time.monotonic()
+
+    # --- life cycle -----------------------------------------------------------------------
+    def run(self) -> None:
+        claim = services.runner_claim(
+            scenario_id=self.scenario_id, epoch=self.epoch, runner=services.runner_identity()
+        )
+        if claim is None:
+            logger.info("scenario %s: nothing to run for epoch %s", self.scenario_id, self.epoch)
+            return
+        if claim.status in _SHUTDOWN:
+            self.finish("requested")
+        self.params = Params.from_dict(claim.params)
+        self.source = VideoSource(claim.source, start_frame=claim.next_frame, loop=self.params.loop)
+        self.open_source()
+        try:
+            status = services.runner_activate(scenario_id=self.scenario_id, epoch=self.epoch)
+            if status in _SHUTDOWN:
+                self.finish("requested")
+            logger.info(
+                "scenario %s: active on %s (epoch %s) from frame %s",
+                self.scenario_id,
+                services.runner_identity(),
+                self.epoch,
+                claim.next_frame,
+            )
+            self.loop()
+        finally:
+            self.source.close()
+
+    def open_source(self) -> None:
+        retries = max(1, settings.MISIS_OPEN_RETRIES)
+        for attempt in range(1, retries + 1):
+            try:
+                self.source.open()
+                return
+            except SourceError as exc:
+                logger.warning(
+                    "scenario %s: open failed (%d/%d): %s", self.scenario_id, attempt, retries, exc
+                )
+                if attempt == retries:
+                    self.finish("error", error=str(exc))
+                self.publish()  # keeps the heartbeat, and notices a stop
+                time.sleep(min(2.0 ** (attempt - 1), 5.0))
+
+    def finish(self, reason: str, error: str | None = None) -> None:
+        services.runner_finish(
+            scenario_id=self.scenario_id, epoch=self.epoch, reason=reason, error=error
+        )
+        raise Stop
+
+    # --- the frame loop -------------------------------------------------------------------
+    def loop(self) -> None:
+        client = InferenceClient()
+        sampler = Sampler(self.params.target_fps)
+        options = self.params.detect_options
+        eof = False
+        next_stop_check = 0.0
+        beat = settings.MISIS_HEARTBEAT_INTERVAL
+        while True:
+            now = time.monotonic()
+            if WORKER_STOPPING.is_set():
+                self.publish(frontier=self.frontier(client))
+                services.runner_handoff(scenario_id=self.scenario_id, epoch=self.epoch)
+                raise Stop
+            if now >= next_stop_check:
+                next_stop_check = now + STOP_CHECK_INTERVAL
+                if stop_requested(self.scenario_id, self.epoch):
+                    self.publish(frontier=self.frontier(client))
+                    self.finish("requested")
+
+            if not eof and not client.full:
+                frame = self.source.read()
+                if frame is None:
+                    eof = True
+                elif sampler.take(frame.pts):
+                    client.submit(frame.image, options, tag=self._tag(frame))
+            result = None
+            if client.in_flight:
+                # Block only when the pipeline is full or the file is done.
+                wait = min(0.2, beat) if (client.full or eof) else 0.0
+                result = client.collect(wait)
+            elif eof:
+                self.publish(frontier=self.source.next_index)
+                self.finish("end_of_stream")
+            if result is not None:
+                tag, det = result
+                self.done_times.append(time.monotonic())
+                self.rows.append(
+                    services.PredictionRow(
+                        frame_index=tag.index,
+                        pts=tag.pts,
+                        captured_at=tag.captured_at,
+                        width=tag.width,
+                        height=tag.height,
+                        inference_ms=det.inference_ms,
+                        boxes=det.boxes,
+                    )
+                )
+            since = time.monotonic() - self.last_publish
+            if (
+                len(self.rows) >= settings.MISIS_PUBLISH_BATCH
+                or (self.rows and since >= settings.MISIS_PUBLISH_INTERVAL)
+                or since >= beat
+            ):
+                self.publish(frontier=self.frontier(client))
+
+    def frontier(self, client: InferenceClient) -> int:
+        """Frames below this index are published or skipped: a restart resumes here."""
+        if client.in_flight:
+            return int(client.in_flight[0][1].index)
+        return self.source.next_index
+
+    @staticmethod
+    def _tag(frame: Frame) -> _Tag:
+        h, w = frame.image.shape[:2]
+        return _Tag(frame.index, frame.pts, frame.captured_at, w, h, time.monotonic())
+
+    def fps(self) -> float:
+        t = self.done_times
+        if len(t) < 2 or time.monotonic() - t[-1] > 5:
+            return 0.0
+        return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
+
+    def publish(self, frontier: int | None = None) -> None:
+        """Renew the lease, then write pending rows and the heartbeat; fenced by epoch."""
+        self.lease.renew()
+        status = services.runner_publish(
+            scenario_id=self.scenario_id,
+            epoch=self.epoch,
+            rows=self.rows,
+            next_frame=frontier if frontier is not None else 0,
+            fps=self.fps(),
+        )
+        self.rows = []
+        self.last_publish = time.monotonic()
+        if status in _SHUTDOWN:
+            self.finish("requested")

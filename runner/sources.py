@@ -1,0 +1,113 @@
+"""Video sources read with OpenCV: local files under MISIS_VIDEO_ROOT (more schemes later)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+class SourceError(Exception):
+    """The source cannot be opened or read; the message is shown to the user."""
+
+
+@dataclass
+class Frame:
+    index: int  # frames read since the scenario was created, 0-based
+    pts: float  # seconds into the source
+    captured_at: datetime
+    image: np.ndarray
+
+
+def resolve_local(source: str, root: Path | None = None) -> Path:
+    """The file a relative local source names, refusing anything outside the video root."""
+    root = (root or settings.MISIS_VIDEO_ROOT).resolve()
+    if not source or Path(source).is_absolute() or ".." in Path(source).parts:
+        raise SourceError("local sources are relative paths inside the video root")
+    path = (root / source).resolve()
+    if not path.is_relative_to(root):
+        raise SourceError("the path leaves the video root")
+    return path
+
+
+def is_live(source: str) -> bool:
+    return urlsplit(source).scheme.lower() in NETWORK_SCHEMES
+
+
+class VideoSource:
+    """Reads frames in order; a file resumes at ``start_frame`` and may loop."""
+
+    def __init__(self, source: str, *, start_frame: int = 0, loop: bool = False) -> None:
+        self.source = source
+        self.loop = loop
+        self.live = is_live(source)
+        self.next_index = start_frame
+        self._cap: cv2.VideoCapture | None = None
+        self._frame_count = 0
+        self._loop_offset = 0.0  # pts of completed loops
+        self._duration = 0.0
+
+    def open(self) -> None:
+        target = self.source if self.live else str(resolve_local(self.source))
+        if not self.live and not Path(target).is_file():
+            raise SourceError(f"file not found in the video root: {self.source}")
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open source {self.source}")
+        self._cap = cap
+        if not self.live:
+            self._frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+            self._duration = self._frame_count / fps if self._frame_count else 0.0
+            self._skip_to(self.next_index)
+
+    def _skip_to(self, index: int) -> None:
+        """Resume a file after the frames already published (grab() does not decode)."""
+        assert self._cap is not None
+        skip = index
+        if self.loop and self._frame_count:
+            loops, skip = divmod(index, self._frame_count)
+            self._loop_offset = loops * self._duration
+        for _ in range(skip):
+            if not self._cap.grab():
+                break
+
+    def read(self) -> Frame | None:
+        """The next frame, or None at the end of a file that does not loop."""
+        assert self._cap is not None, "open() first"
+        ok, image = self._cap.read()
+        if not ok and self.loop and not self.live and self._frame_count:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._loop_offset += self._duration
+            ok, image = self._cap.read()
+        if not ok:
+            if self.live:
+                raise SourceError(f"stream {self.source} stopped sending frames")
+            return None
+        pts = time.monotonic() if self.live else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        frame = Frame(
+            index=self.next_index,
+            pts=round(pts + self._loop_offset, 6),
+            captured_at=timezone.now(),
+            image=image,
+        )
+        self.next_index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

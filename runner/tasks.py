@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from runner import loop
+
+
+@shared_task(name="runner.run_scenario", ignore_result=True, acks_late=False)
+def run_scenario(scenario_id: str, epoch: int) -> None:
+    """Run one scenario for as long as it lives. Idempotent: a duplicate returns at once."""
+    loop.run_scenario(scenario_id, epoch)

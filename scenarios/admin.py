@@ -1,0 +1,65 @@
+"""Operator pages. Start and stop go through the same services as the API."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from scenarios import services
+from scenarios.models import OutboxMessage, Scenario
+
+
+@admin.register(Scenario)
+class ScenarioAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "name",
+        "status",
+        "runner",
+        "heartbeat_age",
+        "fps",
+        "frames_processed",
+        "restarts",
+        "epoch",
+        "stop_reason",
+        "owner",
+    )
+    list_filter = ("status", "stop_reason")
+    search_fields = ("id", "name", "source", "runner")
+    readonly_fields = [f.name for f in Scenario._meta.fields]
+    actions = ("start_scenarios", "stop_scenarios")
+
+    @admin.display(description="heartbeat age (s)")
+    def heartbeat_age(self, obj: Scenario) -> str:
+        if obj.heartbeat_at is None:
+            return "-"
+        return f"{(timezone.now() - obj.heartbeat_at).total_seconds():.1f}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Start selected scenarios")
+    def start_scenarios(self, request: HttpRequest, queryset: QuerySet[Scenario]) -> None:
+        started = refused = 0
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                started += services.scenario_request_start(scenario_id=pk)[1]
+            except services.TransitionRefused:
+                refused += 1
+        self.message_user(request, f"{started} started, {refused} refused", messages.INFO)
+
+    @admin.action(description="Stop selected scenarios")
+    def stop_scenarios(self, request: HttpRequest, queryset: QuerySet[Scenario]) -> None:
+        stopped = 0
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            stopped += services.scenario_request_stop(scenario_id=pk)[1]
+        self.message_user(request, f"{stopped} stopping", messages.INFO)
+
+
+@admin.register(OutboxMessage)
+class OutboxAdmin(admin.ModelAdmin):
+    list_display = ("id", "scenario", "kind", "epoch", "created_at", "dispatched_at", "attempts")
+    list_filter = ("kind",)
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]

@@ -1,0 +1,156 @@
+"""Scenarios, their transactional outbox and their predictions.
+
+Status changes happen only through the FSM transitions below, and only from ``services``,
+inside a transaction that holds the scenario's row lock and writes the outbox row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django_fsm import FSMField, transition
+
+
+class Status(models.TextChoices):
+    INIT_STARTUP = "init_startup"
+    IN_STARTUP_PROCESSING = "in_startup_processing"
+    ACTIVE = "active"
+    INIT_SHUTDOWN = "init_shutdown"
+    IN_SHUTDOWN_PROCESSING = "in_shutdown_processing"
+    INACTIVE = "inactive"
+
+
+class StopReason(models.TextChoices):
+    REQUESTED = "requested"
+    END_OF_STREAM = "end_of_stream"
+    ERROR = "error"
+
+
+RUNNING_STATUSES = (Status.IN_STARTUP_PROCESSING, Status.ACTIVE)
+STARTING_STATUSES = (Status.INIT_STARTUP, Status.IN_STARTUP_PROCESSING, Status.ACTIVE)
+STOPPING_STATUSES = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING, Status.INACTIVE)
+
+
+class Scenario(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scenarios"
+    )
+    name = models.CharField(max_length=200, blank=True, default="")
+    source = models.CharField(max_length=2048)
+    params = models.JSONField(default=dict, blank=True)
+    status = FSMField(default=Status.INIT_STARTUP, choices=Status.choices, db_index=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    # Grows with every (re)start; runners carry it and every write they make is fenced by it.
+    epoch = models.PositiveIntegerField(default=1)
+    runner = models.CharField(max_length=255, null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # A runner must have sent a heartbeat by then, or the watchdog takes over.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    frames_processed = models.PositiveBigIntegerField(default=0)
+    frames_dropped = models.PositiveBigIntegerField(default=0)
+    # Frames [0, next_frame) have been read and their predictions published; a restart of a
+    # file source resumes here.
+    next_frame = models.PositiveBigIntegerField(default=0)
+    fps = models.FloatField(default=0.0)
+    restarts = models.PositiveIntegerField(default=0)
+    # Restarts in a row without the runner getting anywhere; bounded by MISIS_MAX_RESTARTS.
+    failed_restarts = models.PositiveIntegerField(default=0)
+    stop_reason = models.CharField(max_length=32, choices=StopReason.choices, null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [models.Index(fields=("status", "deadline_at"), name="scenario_watchdog_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.source} ({self.id})"
+
+    # --- transitions: call only from scenarios.services -----------------------------------
+    @transition(field=status, source=Status.INIT_STARTUP, target=Status.IN_STARTUP_PROCESSING)
+    def begin_startup(self) -> None:
+        pass
+
+    @transition(field=status, source=Status.IN_STARTUP_PROCESSING, target=Status.ACTIVE)
+    def activate(self) -> None:
+        pass
+
+    @transition(field=status, source=list(STARTING_STATUSES), target=Status.INIT_SHUTDOWN)
+    def request_shutdown(self) -> None:
+        pass
+
+    @transition(field=status, source=Status.INIT_SHUTDOWN, target=Status.IN_SHUTDOWN_PROCESSING)
+    def begin_shutdown(self) -> None:
+        pass
+
+    @transition(field=status, source=Status.IN_SHUTDOWN_PROCESSING, target=Status.INACTIVE)
+    def finish_shutdown(self) -> None:
+        pass
+
+    @transition(field=status, source=Status.INACTIVE, target=Status.INIT_STARTUP)
+    def request_startup(self) -> None:
+        pass
+
+
+class OutboxKind(models.TextChoices):
+    START = "start"  # send the runner task for (scenario, epoch)
+    STOP = "stop"  # tell the runner of (scenario, epoch) to stop
+
+
+class OutboxMessage(models.Model):
+    """A command written in the same transaction as the status change it belongs to."""
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="outbox")
+    kind = models.CharField(max_length=16, choices=OutboxKind.choices)
+    epoch = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Not sent before this moment (restart backoff).
+    available_at = models.DateTimeField()
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("id",)
+        indexes = [
+            models.Index(
+                fields=("available_at",),
+                name="outbox_pending_idx",
+                condition=models.Q(dispatched_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.scenario_id} epoch {self.epoch}"
+
+
+class Prediction(models.Model):
+    """One analysed frame. ``(scenario, frame_index)`` is unique: a frame is published once."""
+
+    id = models.BigAutoField(primary_key=True)
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="predictions")
+    frame_index = models.PositiveBigIntegerField()
+    epoch = models.PositiveIntegerField()
+    pts = models.FloatField()
+    captured_at = models.DateTimeField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    inference_ms = models.FloatField()
+    boxes = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ("scenario", "frame_index")
+        constraints = [
+            # Also the index behind the ?after= cursor of GET /prediction/<id>/.
+            models.UniqueConstraint(
+                fields=("scenario", "frame_index"), name="prediction_scenario_frame_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scenario_id} frame {self.frame_index}"
