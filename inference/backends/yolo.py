@@ -76,6 +76,11 @@ class YoloBackend:
         self.threads = max(1, threads or os.cpu_count() or 1)
         self._torch: Any = torch
         self._warned_labels: set[str] = set()
+        # ultralytics >= 8.4 spells half precision ``quantize=16`` ('half' is deprecated and
+        # warns on every call); it only applies on GPU, CPU inference stays FP32.
+        self._predict_args: dict[str, Any] = {"device": device, "verbose": False, "save": False}
+        if half:
+            self._predict_args["quantize"] = 16
 
         started = time.perf_counter()
         self._yolo: Any = YOLO(self.model, task="detect")
@@ -116,17 +121,7 @@ class YoloBackend:
         return results
 
     def _run(self, frames: list[np.ndarray], imgsz: int, conf: float) -> list[Any]:
-        return list(
-            self._yolo.predict(
-                source=frames,
-                imgsz=imgsz,
-                conf=conf,
-                device=self.device,
-                half=self.half,
-                verbose=False,
-                save=False,
-            )
-        )
+        return list(self._yolo.predict(source=frames, imgsz=imgsz, conf=conf, **self._predict_args))
 
     def _boxes(self, result: Any, opts: DetectOptions) -> list[Box]:
         found = result.boxes

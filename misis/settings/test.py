@@ -7,10 +7,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("MISIS_INFERENCE_BACKEND", "mock")
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, env
+
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-MISIS_VIDEO_ROOT = BASE_DIR / "tests" / "data"  # overridden per test where needed
-_ = env

@@ -1,0 +1,88 @@
+"""Shared fixtures. Everything runs against the real PostgreSQL (pytest-django's test database)
+and the real Redis (the database named by REDIS_URL, db 15 by default, flushed per test)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from misis.redis_client import get_redis
+from runner.samples import write_sample_video
+
+User = get_user_model()
+
+
+@pytest.fixture(autouse=True)
+def redis_clean() -> Iterator[None]:
+    """Forget leases, stop flags and queued messages of earlier tests.
+
+    Not FLUSHDB: that would also drop kombu's exchange bindings under running workers.
+    """
+    r = get_redis()
+    assert r.connection_pool.connection_kwargs.get("db", 0) != 0, "tests never touch Redis db 0"
+    keys = [*r.scan_iter(match="misis:*", count=1000), "runner", "orchestrator", "inference"]
+    r.delete(*keys)
+    yield
+
+
+@pytest.fixture(scope="session")
+def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A video root with small synthetic files, shared by unit and integration tests."""
+    root = tmp_path_factory.mktemp("videos")
+    write_sample_video(root / "short.mp4", frames=40)
+    write_sample_video(root / "long.mp4", frames=300)
+    (root / "notes.txt").write_text("not a video")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _video_root_setting(video_root: Path, settings: pytest.FixtureRequest) -> None:
+    settings.MISIS_VIDEO_ROOT = video_root  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def user(db: None) -> object:
+    return User.objects.create_user(username="alice", password="x")
+
+
+@pytest.fixture
+def other_user(db: None) -> object:
+    return User.objects.create_user(username="bob", password="x")
+
+
+@pytest.fixture
+def staff_user(db: None) -> object:
+    return User.objects.create_user(username="ops", password="x", is_staff=True)
+
+
+def client_for(user: object) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api(user: object) -> APIClient:
+    return client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user: object) -> APIClient:
+    return client_for(other_user)
+
+
+@pytest.fixture
+def staff_api(staff_user: object) -> APIClient:
+    return client_for(staff_user)
+
+
+def queued(queue: str = "runner") -> int:
+    """Celery messages waiting on a queue (the broker is the test Redis database)."""
+    return int(get_redis().llen(queue))

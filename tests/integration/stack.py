@@ -1,0 +1,143 @@
+"""Real worker processes for integration tests: beat, orchestrator, runners, inference.
+
+Each process is a real ``celery worker`` (or ``beat``) started from the project's venv against
+the test database and the test Redis database, logging to its own file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).parent / "celery")
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = ""
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)
+
+
+class Stack:
+    def __init__(self, log_dir: Path, video_root: Path, **env: str) -> None:
+        self.log_dir = log_dir
+        db = connection.settings_dict
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "misis.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            "MISIS_VIDEO_ROOT": str(video_root),
+            "MISIS_INFERENCE_BACKEND": "mock",
+            "DJANGO_CONN_MAX_AGE": "0",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, list[str]] = {
+            "beat": [
+                CELERY,
+                "-A",
+                "misis",
+                "beat",
+                "-l",
+                "INFO",
+                "-s",
+                str(log_dir / "celerybeat-schedule"),
+            ],
+            "orchestrator": self._worker("orchestrator", "orchestrator", "threads", 4),
+            "runner1": self._worker("runner1", "runner", "threads", 16),
+            "runner2": self._worker("runner2", "runner", "threads", 16),
+            "inference": self._worker("inference", "inference", "solo", 1),
+        }
+
+    @staticmethod
+    def _worker(name: str, queue: str, pool: str, concurrency: int) -> list[str]:
+        return [
+            CELERY,
+            "-A",
+            "misis",
+            "worker",
+            "-l",
+            "INFO",
+            "-Q",
+            queue,
+            "-n",
+            f"{name}@%h",
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "--prefetch-multiplier",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+
+    def start(self, name: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.procs[name] = subprocess.Popen(
+            self.commands[name], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def start_all(self) -> None:
+        for name in self.commands:
+            self.start(name)
+        self.wait_ready(list(self.commands))
+
+    def wait_ready(self, names: list[str], timeout: float = 60) -> None:
+        for name in names:
+            if name == "beat":
+                continue
+            wait_for(lambda n=name: b" ready." in self.log(n), timeout, what=f"{name} ready")
+
+    def ensure_running(self) -> None:
+        """Start again whatever a previous test killed."""
+        dead = [n for n, p in self.procs.items() if p.poll() is not None]
+        for name in dead:
+            self.start(name)
+        self.wait_ready(dead)
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def name_of(self, runner: str) -> str:
+        pid = int(runner.rsplit(":", 1)[1])
+        return next(n for n, p in self.procs.items() if p.pid == pid)
+
+    def log(self, name: str) -> bytes:
+        path = self.log_dir / f"{name}.log"
+        return path.read_bytes() if path.exists() else b""
+
+    def signal(self, name: str, sig: int) -> None:
+        os.kill(self.procs[name].pid, sig)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

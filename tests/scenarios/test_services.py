@@ -1,0 +1,233 @@
+"""Services on the real database and Redis: commands, outbox, runner fence, watchdog."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from runner.control import stop_requested
+from runner.lease import Lease, LeaseLost
+from scenarios import services
+from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
+from tests.conftest import queued
+from tests.factories import make_scenario
+
+pytestmark = pytest.mark.django_db
+
+
+def row(i: int) -> services.PredictionRow:
+    return services.PredictionRow(
+        frame_index=i,
+        pts=i / 25,
+        captured_at=timezone.now(),
+        width=320,
+        height=240,
+        inference_ms=1.0,
+        boxes=[],
+    )
+
+
+def test_create_writes_outbox_and_dispatches_on_commit(
+    user: object, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        scenario = services.scenario_create(owner=user, source="short.mp4", params={})
+    msg = OutboxMessage.objects.get(scenario=scenario)
+    assert (msg.kind, msg.epoch) == (OutboxKind.START, 1)
+    assert msg.dispatched_at is not None
+    scenario.refresh_from_db()
+    assert scenario.status == Status.IN_STARTUP_PROCESSING
+    assert queued("runner") == 1
+
+
+def test_relay_sends_what_a_crash_after_commit_lost(
+    user: object, django_capture_on_commit_callbacks, settings
+) -> None:
+    # The transaction commits, then the process dies before its on-commit dispatch runs.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        scenario = services.scenario_create(owner=user, source="short.mp4")
+    assert len(callbacks) == 1
+    assert queued("runner") == 0
+    # Within the grace period the relay leaves the row to the fast path.
+    assert services.outbox_relay() == 0
+    settings.MISIS_OUTBOX_RELAY_GRACE = 0
+    assert services.outbox_relay() == 1
+    assert services.outbox_relay() == 0  # sent once, never again
+    assert queued("runner") == 1
+    scenario.refresh_from_db()
+    assert scenario.status == Status.IN_STARTUP_PROCESSING
+    # The late fast path finds the row already sent.
+    callbacks[0]()
+    assert queued("runner") == 1
+
+
+def test_relay_respects_restart_backoff(user: object, settings) -> None:
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    OutboxMessage.objects.update(dispatched_at=timezone.now())
+    settings.MISIS_OUTBOX_RELAY_GRACE = 0
+    scenario.failed_restarts = 2
+    scenario.deadline_at = timezone.now() - timedelta(seconds=1)
+    scenario.save()
+    assert services.watchdog_sweep() == 1
+    msg = OutboxMessage.objects.filter(dispatched_at__isnull=True).get()
+    assert msg.available_at > timezone.now() + timedelta(seconds=1)  # 2 s backoff
+    assert services.outbox_relay() == 0
+    OutboxMessage.objects.filter(pk=msg.pk).update(available_at=timezone.now())
+    assert services.outbox_relay() == 1
+
+
+def test_stop_is_idempotent_and_completes_without_a_runner(
+    user: object, django_capture_on_commit_callbacks
+) -> None:
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    with django_capture_on_commit_callbacks(execute=True):
+        scenario, changed = services.scenario_request_stop(scenario_id=scenario.pk)
+    assert changed
+    scenario.refresh_from_db()
+    # Nobody holds the lease: the dispatcher walks it to inactive itself.
+    assert scenario.status == Status.INACTIVE
+    assert scenario.stop_reason == StopReason.REQUESTED
+    before = OutboxMessage.objects.count()
+    _, changed = services.scenario_request_stop(scenario_id=scenario.pk)
+    assert not changed
+    assert OutboxMessage.objects.count() == before
+
+
+def test_stop_with_a_live_runner_signals_it(
+    user: object, django_capture_on_commit_callbacks
+) -> None:
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    lease = Lease.acquire(scenario.pk, scenario.epoch)
+    assert lease is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        services.scenario_request_stop(scenario_id=scenario.pk)
+    scenario.refresh_from_db()
+    assert scenario.status == Status.IN_SHUTDOWN_PROCESSING
+    assert stop_requested(scenario.pk, scenario.epoch)
+    services.runner_finish(scenario_id=scenario.pk, epoch=scenario.epoch, reason="end_of_stream")
+    scenario.refresh_from_db()
+    assert scenario.status == Status.INACTIVE
+    assert scenario.stop_reason == StopReason.REQUESTED  # the user's stop wins
+
+
+def test_start_again_bumps_epoch(user: object) -> None:
+    scenario = make_scenario(Status.INACTIVE, owner=user)
+    scenario, changed = services.scenario_request_start(scenario_id=scenario.pk)
+    assert changed
+    assert (scenario.status, scenario.epoch) == (Status.INIT_STARTUP, 2)
+    assert OutboxMessage.objects.filter(scenario=scenario, kind="start", epoch=2).exists()
+    _, changed = services.scenario_request_start(scenario_id=scenario.pk)
+    assert not changed
+
+
+@pytest.mark.parametrize("status", [Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING])
+def test_start_refused_while_stopping(user: object, status: Status) -> None:
+    scenario = make_scenario(status, owner=user)
+    with pytest.raises(services.TransitionRefused) as exc:
+        services.scenario_request_start(scenario_id=scenario.pk)
+    assert exc.value.status == status
+
+
+def test_obsolete_start_is_not_sent(user: object, django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        scenario = services.scenario_create(owner=user, source="short.mp4")
+        services.scenario_request_stop(scenario_id=scenario.pk)
+    for msg in OutboxMessage.objects.order_by("id"):
+        services.outbox_dispatch(message_id=msg.pk)
+    assert queued("runner") == 0
+    scenario.refresh_from_db()
+    assert scenario.status == Status.INACTIVE
+
+
+def test_publish_is_fenced_by_epoch(user: object) -> None:
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    services.runner_publish(
+        scenario_id=scenario.pk, epoch=1, rows=[row(0), row(1)], next_frame=2, fps=2.0
+    )
+    Scenario.objects.filter(pk=scenario.pk).update(epoch=2)
+    with pytest.raises(LeaseLost):
+        services.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(2)], next_frame=3)
+    scenario.refresh_from_db()
+    assert scenario.next_frame == 2
+    assert scenario.frames_processed == 2
+    assert list(Prediction.objects.values_list("frame_index", flat=True)) == [0, 1]
+
+
+def test_watchdog_restarts_then_gives_up(user: object, settings) -> None:
+    settings.MISIS_MAX_RESTARTS = 2
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    for expected_epoch in (2, 3):
+        Scenario.objects.filter(pk=scenario.pk).update(
+            deadline_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert services.watchdog_sweep() == 1
+        scenario.refresh_from_db()
+        assert scenario.status == Status.ACTIVE
+        assert scenario.epoch == expected_epoch
+        assert scenario.runner is None
+    assert scenario.restarts == 2
+    Scenario.objects.filter(pk=scenario.pk).update(deadline_at=timezone.now() - timedelta(1))
+    assert services.watchdog_sweep() == 1
+    scenario.refresh_from_db()
+    assert scenario.status == Status.INACTIVE
+    assert scenario.stop_reason == StopReason.ERROR
+    assert "2 times" in scenario.error
+
+
+def test_watchdog_leaves_healthy_and_completes_dead_shutdowns(user: object) -> None:
+    healthy = make_scenario(Status.ACTIVE, owner=user)
+    dying = make_scenario(Status.IN_SHUTDOWN_PROCESSING, owner=user)
+    Scenario.objects.filter(pk=dying.pk).update(deadline_at=timezone.now() - timedelta(1))
+    assert services.watchdog_sweep() == 1
+    healthy.refresh_from_db()
+    dying.refresh_from_db()
+    assert (healthy.status, healthy.epoch) == (Status.ACTIVE, 1)
+    assert dying.status == Status.INACTIVE
+
+
+def test_progress_resets_failed_restarts(user: object) -> None:
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    Scenario.objects.filter(pk=scenario.pk).update(failed_restarts=3)
+    services.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(0)], next_frame=1)
+    scenario.refresh_from_db()
+    assert scenario.failed_restarts == 0
+
+
+def test_restart_backoff_grows_and_is_capped(settings) -> None:
+    settings.MISIS_RESTART_BACKOFF_BASE = 1.0
+    settings.MISIS_RESTART_BACKOFF_MAX = 10.0
+    assert [services.restart_backoff(n) for n in range(6)] == [0, 1, 2, 4, 8, 10]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_dispatchers_send_once(user: object, settings) -> None:
+    """The fast path and the relay race for the same row: exactly one sends it."""
+    settings.MISIS_OUTBOX_RELAY_GRACE = 0
+    from django.db import transaction
+
+    with transaction.atomic():
+        scenario = Scenario.objects.create(owner=user, source="short.mp4")
+        msg = OutboxMessage.objects.create(
+            scenario=scenario, kind="start", epoch=1, available_at=timezone.now()
+        )
+    barrier = threading.Barrier(4)
+    results: list[bool] = []
+
+    def dispatch() -> None:
+        barrier.wait()
+        try:
+            results.append(services.outbox_dispatch(message_id=msg.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=dispatch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+    assert queued("runner") == 1
