@@ -8,7 +8,6 @@ os.environ.setdefault("MISIS_INFERENCE_BACKEND", "mock")
 
 from .base import *  # noqa: F403
 
-
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
