@@ -39,6 +39,8 @@ def resolve_local(source: str, root: Path | None = None) -> Path:
     path = (root / source).resolve()
     if not path.is_relative_to(root):
         raise SourceError("the path leaves the video root")
+    if path == root:
+        raise SourceError("name a file inside the video root")
     return path
 
 

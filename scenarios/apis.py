@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 from scenarios import selectors, services
 from scenarios.models import Status
 from scenarios.serializers import (
-    PredictionSerializer,
     ScenarioCommandSerializer,
     ScenarioCreateSerializer,
     ScenarioSerializer,
+    prediction_json,
 )
 
 
@@ -74,12 +74,12 @@ class PredictionListApi(APIView):
         next_url = None
         if len(rows) == limit:
             next_url = request.build_absolute_uri(
-                f"{request.path}?after={rows[-1].frame_index}&limit={limit}"
+                f"{request.path}?after={rows[-1]['frame_index']}&limit={limit}"
             )
         body: dict[str, Any] = {
             "scenario_id": str(scenario.pk),
             "status": scenario.status,
             "next": next_url,
-            "results": PredictionSerializer(rows, many=True).data,
+            "results": [prediction_json(r) for r in rows],
         }
         return Response(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -32,13 +33,23 @@ def scenario_get(*, user: AbstractBaseUser | AnonymousUser, scenario_id: object)
     return scenario
 
 
-def prediction_page(*, scenario: Scenario, after: int | None, limit: int) -> list[Prediction]:
-    """One page by frame_index; the (scenario, frame_index) unique index serves it directly."""
+PREDICTION_FIELDS = (
+    "frame_index",
+    "pts",
+    "captured_at",
+    "width",
+    "height",
+    "inference_ms",
+    "boxes",
+)
+
+
+def prediction_page(*, scenario: Scenario, after: int | None, limit: int) -> list[dict[str, Any]]:
+    """One page by frame_index, as plain dicts (no model instances on this hot path).
+
+    The (scenario, frame_index) unique index serves it as one index range scan.
+    """
     qs = Prediction.objects.filter(scenario_id=scenario.pk)
     if after is not None:
         qs = qs.filter(frame_index__gt=after)
-    return list(
-        qs.order_by("frame_index").only(
-            "frame_index", "pts", "captured_at", "width", "height", "inference_ms", "boxes"
-        )[:limit]
-    )
+    return list(qs.order_by("frame_index").values(*PREDICTION_FIELDS)[:limit])

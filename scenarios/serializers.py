@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from runner.params import ParamsError, validate_params
 from runner.sources import SourceError, resolve_local
-from scenarios.models import Prediction, Scenario, Status
+from scenarios.models import Scenario, Status
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "onvif", "http", "https", "s3")
 
@@ -38,10 +38,19 @@ def validate_source(value: str) -> str:
     return value
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF would quietly turn 5 into "5"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ScenarioCreateSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=2048, trim_whitespace=True, allow_blank=False)
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    params = serializers.JSONField(required=False, default=dict)
+    source = StrictCharField(max_length=2048, trim_whitespace=True, allow_blank=False)
+    name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    params = serializers.JSONField(required=False, default=dict, allow_null=True)
 
     def validate_source(self, value: str) -> str:
         return validate_source(value)
@@ -88,8 +97,7 @@ class ScenarioSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PredictionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Prediction
-        fields = ("frame_index", "pts", "captured_at", "width", "height", "inference_ms", "boxes")
-        read_only_fields = fields
+def prediction_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One prediction as the API shows it; hand-written because pages hold up to 1000 rows."""
+    row["captured_at"] = row["captured_at"].isoformat().replace("+00:00", "Z")
+    return row

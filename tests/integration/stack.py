@@ -36,7 +36,9 @@ def wait_for(
 
 
 class Stack:
-    def __init__(self, log_dir: Path, video_root: Path, **env: str) -> None:
+    def __init__(
+        self, log_dir: Path, video_root: Path, api_port: int | None = None, **env: str
+    ) -> None:
         self.log_dir = log_dir
         db = connection.settings_dict
         self.env = {
@@ -67,6 +69,20 @@ class Stack:
             "runner2": self._worker("runner2", "runner", "threads", 16),
             "inference": self._worker("inference", "inference", "solo", 1),
         }
+        if api_port:
+            gunicorn = str(Path(sys.executable).parent / "gunicorn")
+            self.commands["api"] = [
+                gunicorn,
+                "misis.wsgi",
+                "-b",
+                f"127.0.0.1:{api_port}",
+                "-w",
+                "2",
+                "-k",
+                "gthread",
+                "--threads",
+                "8",
+            ]
 
     @staticmethod
     def _worker(name: str, queue: str, pool: str, concurrency: int) -> list[str]:
@@ -104,7 +120,7 @@ class Stack:
 
     def wait_ready(self, names: list[str], timeout: float = 60) -> None:
         for name in names:
-            if name == "beat":
+            if name in ("beat", "api"):
                 continue
             wait_for(lambda n=name: b" ready." in self.log(n), timeout, what=f"{name} ready")
 

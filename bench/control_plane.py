@@ -1,0 +1,193 @@
+"""Control-plane figures on this machine, one run, real processes over loopback HTTP.
+
+    .venv/bin/python -m bench.control_plane [--runs 20] [--kills 5] [--rows 1000000]
+
+Prints POST-to-active and stop-to-inactive latency (p50/p95), recovery time after kill -9 of
+the runner's worker process, and GET /prediction/ latency (p50/p99) on a table of --rows rows.
+Uses its own database (misis_bench) and Redis database 13; starts and stops its own stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "misis.settings.test")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/misis_bench")
+os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/13"
+
+PORT = 8765
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def call(method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    req = urllib.request.Request(
+        BASE + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def status(sid: str, token: str) -> str:
+    return str(call("GET", f"/scenario/{sid}/", token)["status"])
+
+
+def wait(check: Any, timeout: float, interval: float = 0.01) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("bench step timed out")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "DROP DATABASE IF EXISTS misis_bench"],
+        check=True,
+    )
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "CREATE DATABASE misis_bench"],
+        check=True,
+    )
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from runner.samples import write_sample_video
+    from tests.integration.stack import Stack
+
+    call_command("migrate", verbosity=0)
+    work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
+    write_sample_video(work / "videos" / "loop.mp4", frames=200)
+    user = get_user_model().objects.create_user(username="bench")
+    token = Token.objects.create(user=user).key
+    stack = Stack(work, work / "videos", api_port=PORT, MISIS_MOCK_DELAY_MS="10")
+    stack.start_all()
+    wait(lambda: _up(), 30, 0.2)
+    try:
+        print(f"# control-plane bench: {args.runs} start/stop runs, {args.kills} kills")
+        starts, stops = [], []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            sid = call(
+                "POST", "/scenario/", token, {"source": "loop.mp4", "params": {"loop": True}}
+            )["id"]
+            wait(lambda sid=sid: status(sid, token) == "active", 30)
+            starts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            call("POST", f"/scenario/{sid}/", token, {"status": "init_shutdown"})
+            wait(lambda sid=sid: status(sid, token) == "inactive", 30)
+            stops.append(time.perf_counter() - t0)
+        print(
+            f"POST -> active     p50 {pct(starts, 50) * 1000:7.1f} ms   "
+            f"p95 {pct(starts, 95) * 1000:7.1f} ms"
+        )
+        print(
+            f"stop -> inactive   p50 {pct(stops, 50) * 1000:7.1f} ms   "
+            f"p95 {pct(stops, 95) * 1000:7.1f} ms"
+        )
+
+        recoveries = []
+        for _ in range(args.kills):
+            stack.ensure_running()
+            sid = call(
+                "POST", "/scenario/", token, {"source": "loop.mp4", "params": {"loop": True}}
+            )["id"]
+            first = wait(
+                lambda sid=sid: (
+                    (d := call("GET", f"/scenario/{sid}/", token))["status"] == "active" and d
+                ),
+                30,
+            )
+            time.sleep(1.0)
+            stack.signal(stack.name_of(first["runner"]), signal.SIGKILL)
+            t0 = time.perf_counter()
+            wait(
+                lambda sid=sid, old=first["runner"]: (
+                    (d := call("GET", f"/scenario/{sid}/", token))["status"] == "active"
+                    and d["runner"] not in (None, old)
+                ),
+                30,
+                0.05,
+            )
+            recoveries.append(time.perf_counter() - t0)
+            call("POST", f"/scenario/{sid}/", token, {"status": "init_shutdown"})
+        print(
+            f"kill -9 recovery   p50 {statistics.median(recoveries):7.2f} s    "
+            f"max {max(recoveries):7.2f} s   (heartbeat timeout 5 s)"
+        )
+
+        sid = call("POST", "/scenario/", token, {"source": "missing.mp4"})["id"]
+        wait(lambda: call("GET", f"/scenario/{sid}/", token)["status"] == "inactive", 30, 0.2)
+        t0 = time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO scenarios_prediction
+                    (scenario_id, frame_index, epoch, pts, captured_at, width, height,
+                     inference_ms, boxes)
+                SELECT %s, g, 1, g / 25.0, now(), 1280, 720, 40.0,
+                       '[{"label": "person", "class_id": 0, "confidence": 0.9,
+                          "x1": 10, "y1": 20, "x2": 110, "y2": 300}]'::jsonb
+                FROM generate_series(0, %s - 1) AS g
+                """,
+                [sid, args.rows],
+            )
+            cur.execute("ANALYZE scenarios_prediction")
+        print(f"inserted {args.rows} prediction rows in {time.perf_counter() - t0:.1f} s")
+        for limit in (100, 1000):
+            times = []
+            for _ in range(200):
+                after = random.randrange(0, args.rows)
+                t0 = time.perf_counter()
+                page = call("GET", f"/prediction/{sid}/?after={after}&limit={limit}", token)
+                times.append(time.perf_counter() - t0)
+                assert page["results"] == [] or page["results"][0]["frame_index"] == after + 1
+            print(
+                f"GET /prediction/ limit={limit:<4}  p50 {pct(times, 50) * 1000:6.1f} ms   "
+                f"p99 {pct(times, 99) * 1000:6.1f} ms   ({args.rows} rows, 200 random cursors)"
+            )
+    finally:
+        stack.stop_all()
+
+
+def _up() -> bool:
+    try:
+        with urllib.request.urlopen(BASE + "/health/", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
