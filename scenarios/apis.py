@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
+from django.http import HttpResponse
 from rest_framework import status as http
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -16,7 +17,6 @@ from scenarios.serializers import (
     ScenarioCommandSerializer,
     ScenarioCreateSerializer,
     ScenarioSerializer,
-    prediction_json,
 )
 
 
@@ -65,21 +65,21 @@ def _int_param(request: Request, name: str, default: int | None, minimum: int) -
 
 
 class PredictionListApi(APIView):
-    def get(self, request: Request, scenario_id: str) -> Response:
+    def get(self, request: Request, scenario_id: str) -> HttpResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
         after = _int_param(request, "after", None, -1)
         limit = _int_param(request, "limit", selectors.DEFAULT_PAGE, 1) or selectors.DEFAULT_PAGE
         limit = min(limit, selectors.MAX_PAGE)
-        rows = selectors.prediction_page(scenario=scenario, after=after, limit=limit)
+        page = selectors.prediction_page(scenario=scenario, after=after, limit=limit)
         next_url = None
-        if len(rows) == limit:
+        if page.count == limit:
             next_url = request.build_absolute_uri(
-                f"{request.path}?after={rows[-1]['frame_index']}&limit={limit}"
+                f"{request.path}?after={page.last_frame_index}&limit={limit}"
             )
-        body: dict[str, Any] = {
-            "scenario_id": str(scenario.pk),
-            "status": scenario.status,
-            "next": next_url,
-            "results": [prediction_json(r) for r in rows],
-        }
-        return Response(body)
+        head = json.dumps(
+            {"scenario_id": str(scenario.pk), "status": scenario.status, "next": next_url}
+        )
+        # The results array comes from PostgreSQL already rendered (see the selector).
+        return HttpResponse(
+            f'{head[:-1]}, "results": {page.results_json}}}', content_type="application/json"
+        )

@@ -95,9 +95,3 @@ class ScenarioSerializer(serializers.ModelSerializer):
             "epoch",
         )
         read_only_fields = fields
-
-
-def prediction_json(row: dict[str, Any]) -> dict[str, Any]:
-    """One prediction as the API shows it; hand-written because pages hold up to 1000 rows."""
-    row["captured_at"] = row["captured_at"].isoformat().replace("+00:00", "Z")
-    return row
