@@ -126,10 +126,19 @@ log "token:  $TOKEN   (header: Authorization: Token $TOKEN)"
 if [ "${MISIS_DEMO:-1}" != "0" ]; then
   VIDEO_ROOT=${MISIS_VIDEO_ROOT:-$ROOT/media/videos}
   [ -f "$VIDEO_ROOT/sample.mp4" ] || "$PY" manage.py make_sample_video sample.mp4 >/dev/null
-  SID=$(curl -fsS -X POST "http://127.0.0.1:$PORT/scenario/" -H "Authorization: Token $TOKEN" \
-    -H 'Content-Type: application/json' \
-    -d '{"source": "sample.mp4", "name": "demo", "params": {"loop": true, "target_fps": 5}}' \
-    | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])') || SID=""
+  AUTH="Authorization: Token $TOKEN"
+  SID=$(cat "$RUN_DIR/demo-scenario" 2>/dev/null || true)
+  # Reuse the demo scenario of an earlier run (it resumes by itself); start it if it ended.
+  if [ -n "$SID" ] && curl -fsS -H "$AUTH" "http://127.0.0.1:$PORT/scenario/$SID/" >/dev/null 2>&1; then
+    curl -fsS -X POST -H "$AUTH" -H 'Content-Type: application/json' \
+      -d '{"status": "init_startup"}' "http://127.0.0.1:$PORT/scenario/$SID/" >/dev/null || true
+  else
+    SID=$(curl -fsS -X POST "http://127.0.0.1:$PORT/scenario/" -H "$AUTH" \
+      -H 'Content-Type: application/json' \
+      -d '{"source": "sample.mp4", "name": "demo", "params": {"loop": true, "target_fps": 5}}' \
+      | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])') || SID=""
+    echo "$SID" >"$RUN_DIR/demo-scenario"
+  fi
   if [ -n "$SID" ]; then
     log "demo scenario: $SID"
     log "  curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/prediction/$SID/"

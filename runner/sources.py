@@ -60,6 +60,9 @@ class VideoSource:
         self._frame_count = 0
         self._loop_offset = 0.0  # pts of completed loops
         self._duration = 0.0
+        # A looping file stands in for a camera: it is played at its own frame rate.
+        self.realtime = loop and not self.live
+        self._clock: tuple[float, float] | None = None  # (monotonic, pts) of the first frame
 
     def open(self) -> None:
         target = self.source if self.live else str(resolve_local(self.source))
@@ -100,14 +103,26 @@ class VideoSource:
                 raise SourceError(f"stream {self.source} stopped sending frames")
             return None
         pts = time.monotonic() if self.live else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        pts = round(pts + self._loop_offset, 6)
+        if self.realtime:
+            self._pace(pts)
         frame = Frame(
             index=self.next_index,
-            pts=round(pts + self._loop_offset, 6),
+            pts=pts,
             captured_at=timezone.now(),
             image=image,
         )
         self.next_index += 1
         return frame
+
+    def _pace(self, pts: float) -> None:
+        now = time.monotonic()
+        if self._clock is None:
+            self._clock = (now, pts)
+            return
+        delay = self._clock[0] + (pts - self._clock[1]) - now
+        if delay > 0:
+            time.sleep(min(delay, 1.0))
 
     def close(self) -> None:
         if self._cap is not None:
