@@ -48,7 +48,6 @@ class Stack:
             "REDIS_URL": settings.REDIS_URL,
             "MISIS_VIDEO_ROOT": str(video_root),
             "MISIS_INFERENCE_BACKEND": "mock",
-            "DJANGO_CONN_MAX_AGE": "0",
             "PYTHONUNBUFFERED": "1",
             **env,
         }
