@@ -18,11 +18,19 @@ from datetime import datetime
 from django.conf import settings
 from django.db import close_old_connections
 
-from inference.client import InferenceClient
+from inference.client import Detection, InferenceClient
+from inference.preprocess import Letterbox, letterbox
 from runner.control import stop_requested
 from runner.lease import Lease, LeaseLost
 from runner.params import Params
-from runner.sources import Frame, SourceError, VideoSource
+from runner.sources import (
+    FileFeed,
+    Frame,
+    LatestFrameFeed,
+    SourceError,
+    VideoSource,
+    open_feed,
+)
 from scenarios import services
 from scenarios.models import Status
 
@@ -76,7 +84,7 @@ class _Tag:
     captured_at: datetime
     width: int
     height: int
-    read_at: float
+    letterbox: Letterbox | None
 
 
 class Sampler:
@@ -102,6 +110,8 @@ class ScenarioRunner:
         self.epoch = epoch
         self.lease = lease
         self.rows: list[services.PredictionRow] = []
+        self.feed: FileFeed | LatestFrameFeed | None = None
+        self.dropped_reported = 0
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
 
@@ -159,56 +169,65 @@ class ScenarioRunner:
         client = InferenceClient()
         sampler = Sampler(self.params.target_fps)
         options = self.params.detect_options
-        eof = False
+        feed = open_feed(self.source)
+        self.feed = feed
         next_stop_check = 0.0
         beat = settings.MISIS_HEARTBEAT_INTERVAL
-        while True:
-            now = time.monotonic()
-            if WORKER_STOPPING.is_set():
-                self.publish(frontier=self.frontier(client))
-                services.runner_handoff(scenario_id=self.scenario_id, epoch=self.epoch)
-                raise Stop
-            if now >= next_stop_check:
-                next_stop_check = now + STOP_CHECK_INTERVAL
-                if stop_requested(self.scenario_id, self.epoch):
+        try:
+            while True:
+                now = time.monotonic()
+                if WORKER_STOPPING.is_set():
                     self.publish(frontier=self.frontier(client))
-                    self.finish("requested")
+                    services.runner_handoff(scenario_id=self.scenario_id, epoch=self.epoch)
+                    raise Stop
+                if now >= next_stop_check:
+                    next_stop_check = now + STOP_CHECK_INTERVAL
+                    if stop_requested(self.scenario_id, self.epoch):
+                        self.publish(frontier=self.frontier(client))
+                        self.finish("requested")
 
-            if not eof and not client.full:
-                frame = self.source.read()
-                if frame is None:
-                    eof = True
-                elif sampler.take(frame.pts):
-                    client.submit(frame.image, options, tag=self._tag(frame))
-            result = None
-            if client.in_flight:
-                # Block only when the pipeline is full or the file is done.
-                wait = min(0.2, beat) if (client.full or eof) else 0.0
-                result = client.collect(wait)
-            elif eof:
-                self.publish(frontier=self.source.next_index)
-                self.finish("end_of_stream")
-            if result is not None:
-                tag, det = result
-                self.done_times.append(time.monotonic())
-                self.rows.append(
-                    services.PredictionRow(
-                        frame_index=tag.index,
-                        pts=tag.pts,
-                        captured_at=tag.captured_at,
-                        width=tag.width,
-                        height=tag.height,
-                        inference_ms=det.inference_ms,
-                        boxes=det.boxes,
-                    )
-                )
-            since = time.monotonic() - self.last_publish
-            if (
-                len(self.rows) >= settings.MISIS_PUBLISH_BATCH
-                or (self.rows and since >= settings.MISIS_PUBLISH_INTERVAL)
-                or since >= beat
-            ):
-                self.publish(frontier=self.frontier(client))
+                took = False
+                if not feed.ended and not client.full:
+                    frame = feed.next_frame(timeout=0.0 if client.in_flight else 0.05)
+                    if frame is not None:
+                        took = True
+                        if sampler.take(frame.pts):
+                            image, box = letterbox(frame.image, self.params.imgsz)
+                            client.submit(image, options, tag=self._tag(frame, box))
+                result = None
+                if client.in_flight:
+                    # Block only when there is nothing else to do: pipeline full or no frame.
+                    wait = 0.0 if took and not client.full else min(STOP_CHECK_INTERVAL, beat)
+                    result = client.collect(wait)
+                elif feed.ended:
+                    self.publish(frontier=self.source.next_index)
+                    self.finish("end_of_stream")
+                if result is not None:
+                    self.rows.append(self._row(*result))
+                since = time.monotonic() - self.last_publish
+                if (
+                    len(self.rows) >= settings.MISIS_PUBLISH_BATCH
+                    or (self.rows and since >= settings.MISIS_PUBLISH_INTERVAL)
+                    or since >= beat
+                ):
+                    self.publish(frontier=self.frontier(client))
+        finally:
+            feed.close()
+
+    def _row(self, tag: _Tag, det: Detection) -> services.PredictionRow:
+        self.done_times.append(time.monotonic())
+        boxes = (
+            det.boxes if tag.letterbox is None else [tag.letterbox.to_source(b) for b in det.boxes]
+        )
+        return services.PredictionRow(
+            frame_index=tag.index,
+            pts=tag.pts,
+            captured_at=tag.captured_at,
+            width=tag.width,
+            height=tag.height,
+            inference_ms=det.inference_ms,
+            boxes=boxes,
+        )
 
     def frontier(self, client: InferenceClient) -> int:
         """Frames below this index are published or skipped: a restart resumes here."""
@@ -217,9 +236,9 @@ class ScenarioRunner:
         return self.source.next_index
 
     @staticmethod
-    def _tag(frame: Frame) -> _Tag:
+    def _tag(frame: Frame, box: Letterbox | None) -> _Tag:
         h, w = frame.image.shape[:2]
-        return _Tag(frame.index, frame.pts, frame.captured_at, w, h, time.monotonic())
+        return _Tag(frame.index, frame.pts, frame.captured_at, w, h, box)
 
     def fps(self) -> float:
         t = self.done_times
@@ -230,13 +249,16 @@ class ScenarioRunner:
     def publish(self, frontier: int | None = None) -> None:
         """Renew the lease, then write pending rows and the heartbeat; fenced by epoch."""
         self.lease.renew()
+        dropped = self.feed.dropped if self.feed is not None else 0
         status = services.runner_publish(
             scenario_id=self.scenario_id,
             epoch=self.epoch,
             rows=self.rows,
             next_frame=frontier if frontier is not None else 0,
+            frames_dropped=dropped - self.dropped_reported,
             fps=self.fps(),
         )
+        self.dropped_reported = dropped
         self.rows = []
         self.last_publish = time.monotonic()
         if status in _SHUTDOWN:

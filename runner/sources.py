@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,3 +129,80 @@ class VideoSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+class FileFeed:
+    """Every frame of a file, in order: the loop waits for the detector, nothing is dropped."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self.source = source
+        self.ended = False
+        self.dropped = 0
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        frame = self.source.read()
+        if frame is None:
+            self.ended = True
+        return frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class LatestFrameFeed:
+    """A live source read in its own thread; the loop always gets the newest frame.
+
+    When the detector is slower than the source, frames the loop never looked at are
+    overwritten and counted in ``dropped``: nothing queues up without bound, and a prediction
+    is never about a stale frame.
+    """
+
+    def __init__(self, source: VideoSource) -> None:
+        self.source = source
+        self.ended = False
+        self.dropped = 0
+        self._latest: Frame | None = None
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="frame-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                with self._cond:
+                    if frame is None:
+                        self.ended = True
+                        self._cond.notify_all()
+                        return
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = frame
+                    self._cond.notify_all()
+        except BaseException as exc:  # handed to the loop, which decides what it means
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._latest is None and self._error is None and not self.ended and timeout > 0:
+                self._cond.wait(timeout)
+            if self._error is not None:
+                raise self._error
+            frame, self._latest = self._latest, None
+            return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.source.close()
+
+
+def open_feed(source: VideoSource) -> FileFeed | LatestFrameFeed:
+    """Live sources and looping files (which stand in for cameras) drop stale frames."""
+    if source.live or source.loop:
+        return LatestFrameFeed(source)
+    return FileFeed(source)

@@ -35,7 +35,8 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A video root with small synthetic files, shared by unit and integration tests."""
     root = tmp_path_factory.mktemp("videos")
     write_sample_video(root / "short.mp4", frames=40)
-    write_sample_video(root / "long.mp4", frames=300)
+    write_sample_video(root / "long.mp4", frames=1500, size=(160, 120))
+    write_sample_video(root / "loop.mp4", frames=100)
     (root / "notes.txt").write_text("not a video")
     return root
 

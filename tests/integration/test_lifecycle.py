@@ -64,7 +64,7 @@ def test_target_fps_samples_a_file(client: APIClient) -> None:
 
 
 def test_stop_and_restart_resume_after_last_published_frame(client: APIClient) -> None:
-    sid = create(client, "long.mp4", loop=True)
+    sid = create(client, "long.mp4")
     active = wait_status(client, sid, "active")
     assert active["runner"] and active["started_at"]
     wait_for(lambda: get(client, sid)["frames_processed"] > 20, 20, what="progress")
@@ -92,7 +92,7 @@ def test_stop_and_restart_resume_after_last_published_frame(client: APIClient) -
 
 
 def test_kill_9_fails_over_without_duplicates(live: Stack, client: APIClient) -> None:
-    sid = create(client, "long.mp4", loop=True)
+    sid = create(client, "long.mp4")
     first = wait_status(client, sid, "active")
     wait_for(lambda: get(client, sid)["frames_processed"] > 10, 20, what="progress")
     victim = live.name_of(first["runner"])
@@ -127,7 +127,7 @@ def test_kill_9_fails_over_without_duplicates(live: Stack, client: APIClient) ->
 def test_paused_runner_is_replaced_and_publishes_nothing_when_resumed(
     live: Stack, client: APIClient
 ) -> None:
-    sid = create(client, "long.mp4", loop=True)
+    sid = create(client, "long.mp4")
     first = wait_status(client, sid, "active")
     wait_for(lambda: get(client, sid)["frames_processed"] > 10, 20, what="progress")
     victim = live.name_of(first["runner"])

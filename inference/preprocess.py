@@ -1,0 +1,66 @@
+"""Runner-side preprocessing: shrink a frame to the model's input size before it travels.
+
+A 1280x720 frame is 2.7 MB raw; letterboxed for ``imgsz=640`` it is 640x384, 0.7 MB, and the
+model would have resized it to exactly that anyway (long side to ``imgsz``, short side padded
+to a multiple of the stride). Boxes come back in the letterboxed frame's pixels and are mapped
+to the source frame here. Colour order stays BGR: every backend takes OpenCV's BGR frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+STRIDE = 32
+PAD_VALUE = 114  # ultralytics' letterbox grey
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    scale: float  # model pixels per source pixel
+    pad_x: int
+    pad_y: int
+    width: int  # source size, to clip boxes
+    height: int
+
+    def to_source(self, box: dict[str, Any]) -> dict[str, Any]:
+        """A box in letterboxed pixels, mapped back to source-frame pixels."""
+        out = dict(box)
+        for key, pad, limit in (
+            ("x1", self.pad_x, self.width),
+            ("x2", self.pad_x, self.width),
+            ("y1", self.pad_y, self.height),
+            ("y2", self.pad_y, self.height),
+        ):
+            out[key] = round(min(max((box[key] - pad) / self.scale, 0.0), float(limit)), 2)
+        return out
+
+
+def letterbox(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, Letterbox | None]:
+    """``image`` resized so its long side is ``imgsz`` and padded to the stride.
+
+    Frames already no larger than that travel untouched (no copy); then the transform is None.
+    """
+    h, w = image.shape[:2]
+    scale = imgsz / max(h, w)
+    if scale >= 1.0:
+        return image, None
+    new_w, new_h = round(w * scale), round(h * scale)
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    out_w = -(-new_w // STRIDE) * STRIDE
+    out_h = -(-new_h // STRIDE) * STRIDE
+    pad_x, pad_y = (out_w - new_w) // 2, (out_h - new_h) // 2
+    if (out_w, out_h) != (new_w, new_h):
+        resized = cv2.copyMakeBorder(
+            resized,
+            pad_y,
+            out_h - new_h - pad_y,
+            pad_x,
+            out_w - new_w - pad_x,
+            cv2.BORDER_CONSTANT,
+            value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+        )
+    return resized, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, width=w, height=h)

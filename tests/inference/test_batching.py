@@ -1,0 +1,98 @@
+"""The dynamic batcher on the real Redis: frames of several runners share a batch, and each
+answer returns to its own request, in order."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from inference.backends.base import DetectOptions
+from inference.backends.mock import MockBackend
+from inference.batcher import Batcher
+from inference.client import InferenceClient
+
+
+def frame(value: int) -> np.ndarray:
+    return np.full((48, 64, 3), value, dtype=np.uint8)
+
+
+def expected_confidence(value: int) -> float:
+    return round(0.5 + value / 510.0, 4)
+
+
+def test_frames_of_several_scenarios_share_a_batch_and_come_back_to_their_owner() -> None:
+    clients = [InferenceClient(max_in_flight=3) for _ in range(4)]
+    for c, client in enumerate(clients):
+        for i in range(3):
+            client.submit(frame(10 * c + i), DetectOptions(confidence=0.0), tag=(c, i))
+    batcher = Batcher(MockBackend(), max_batch=16, max_wait_ms=50)
+    assert batcher.step() == 12  # one batch holds all four scenarios' frames
+    for c, client in enumerate(clients):
+        for i in range(3):
+            got = client.collect(wait=1.0)
+            assert got is not None
+            tag, det = got
+            assert tag == (c, i)  # in order, to the right client
+            assert det.batch_size == 12
+            person = det.boxes[0]
+            assert person["label"] == "person"
+            assert person["confidence"] == expected_confidence(10 * c + i)
+            assert (person["x1"], person["x2"]) == (16.0, 48.0)
+
+
+def test_batch_closes_at_max_batch_and_per_frame_options_apply() -> None:
+    client = InferenceClient(max_in_flight=5)
+    for i in range(5):
+        opts = DetectOptions(confidence=0.0, classes=frozenset({"car"}) if i % 2 else None)
+        client.submit(frame(i), opts, tag=i)
+    batcher = Batcher(MockBackend(), max_batch=2, max_wait_ms=1000)
+    assert [batcher.step() for _ in range(3)] == [2, 2, 1]
+    labels = []
+    while client.in_flight:
+        got = client.collect(wait=1.0)
+        assert got is not None
+        labels.append({b["label"] for b in got[1].boxes})
+    assert labels == [{"person", "car"}, {"car"}, {"person", "car"}, {"car"}, {"person", "car"}]
+
+
+def test_batch_closes_after_max_wait_with_what_it_has() -> None:
+    client = InferenceClient()
+    client.submit(frame(1), DetectOptions(), tag="only")
+    batcher = Batcher(MockBackend(), max_batch=8, max_wait_ms=20)
+    assert batcher.step() == 1
+
+
+def test_a_batcher_thread_serves_concurrent_runners() -> None:
+    batcher = Batcher(MockBackend(delay_ms=5), max_batch=8, max_wait_ms=5)
+    thread = threading.Thread(target=batcher.run, daemon=True)
+    thread.start()
+    errors: list[str] = []
+
+    def runner(r: int) -> None:
+        client = InferenceClient(max_in_flight=2)
+        for i in range(20):
+            client.submit(frame(r * 20 + i), DetectOptions(confidence=0.0), tag=i)
+            if client.full:
+                got = client.collect(wait=5.0)
+                if got is None:
+                    errors.append(f"runner {r}: no answer")
+                    return
+        while client.in_flight:
+            got = client.collect(wait=5.0)
+            if got is None:
+                errors.append(f"runner {r}: no answer")
+                return
+
+    try:
+        threads = [threading.Thread(target=runner, args=(r,)) for r in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        batcher.stop_event.set()
+        thread.join(5)
+    assert errors == []
+    assert batcher.frames == 80
+    assert batcher.batches < 80  # frames from different runners were batched together

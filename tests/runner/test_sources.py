@@ -1,0 +1,99 @@
+"""Reading real video files: resume, loop, and the newest-frame-wins feed."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.sources import (
+    FileFeed,
+    LatestFrameFeed,
+    SourceError,
+    VideoSource,
+    open_feed,
+    resolve_local,
+)
+
+
+def read_all(source: VideoSource) -> list[int]:
+    source.open()
+    out = []
+    while (frame := source.read()) is not None:
+        out.append(frame.index)
+    source.close()
+    return out
+
+
+def test_file_reads_every_frame_and_resumes(video_root: Path) -> None:
+    assert read_all(VideoSource("short.mp4")) == list(range(40))
+    assert read_all(VideoSource("short.mp4", start_frame=25)) == list(range(25, 40))
+
+
+def test_resume_lands_on_the_same_pixels(video_root: Path) -> None:
+    whole = VideoSource("short.mp4")
+    whole.open()
+    frames = [whole.read() for _ in range(12)]
+    resumed = VideoSource("short.mp4", start_frame=11)
+    resumed.open()
+    again = resumed.read()
+    assert again is not None and frames[11] is not None
+    assert again.index == 11
+    assert (again.image == frames[11].image).all()
+    assert again.pts == pytest.approx(frames[11].pts)
+
+
+def test_looping_file_keeps_counting(video_root: Path) -> None:
+    source = VideoSource("short.mp4", start_frame=38, loop=True)
+    source.realtime = False  # read as fast as possible for the test
+    source.open()
+    frames = [source.read() for _ in range(5)]
+    assert [f.index for f in frames if f] == [38, 39, 40, 41, 42]
+    assert frames[2] is not None and frames[1] is not None
+    assert frames[2].pts > frames[1].pts  # pts runs on across the loop
+
+
+def test_missing_file_and_escapes_are_refused(video_root: Path) -> None:
+    with pytest.raises(SourceError, match="not found"):
+        VideoSource("nope.mp4").open()
+    with pytest.raises(SourceError, match="cannot open"):
+        VideoSource("notes.txt").open()
+    for bad in ("/etc/passwd", "../x.mp4", "."):
+        with pytest.raises(SourceError):
+            resolve_local(bad)
+
+
+def test_file_feed_drops_nothing(video_root: Path) -> None:
+    source = VideoSource("short.mp4")
+    source.open()
+    feed = open_feed(source)
+    assert isinstance(feed, FileFeed)
+    seen = []
+    while (frame := feed.next_frame(0)) is not None:
+        seen.append(frame.index)
+        time.sleep(0.001)
+    assert feed.ended and feed.dropped == 0 and seen == list(range(40))
+
+
+def test_latest_frame_feed_drops_stale_frames_for_a_slow_consumer(video_root: Path) -> None:
+    source = VideoSource("loop.mp4", loop=True)  # a camera-like source at 25 fps
+    source.open()
+    feed = open_feed(source)
+    assert isinstance(feed, LatestFrameFeed)
+    taken = []
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            frame = feed.next_frame(0.5)
+            if frame is not None:
+                taken.append(frame.index)
+            time.sleep(0.2)  # a detector much slower than the source
+    finally:
+        feed.close()
+    assert len(taken) >= 5
+    assert taken == sorted(set(taken))  # newest each time, never twice
+    gaps = [b - a for a, b in itertools.pairwise(taken)]
+    assert min(gaps) >= 3  # ~5 frames arrive per 200 ms; only the newest is handed on
+    assert feed.dropped >= sum(g - 1 for g in gaps)
