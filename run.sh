@@ -54,6 +54,10 @@ ensure_venv() {
   for f in "$@"; do
     log "installing requirements/$f.txt"
     "$PY" -m pip install -q --disable-pip-version-check -r "requirements/$f.txt"
+    if [ -f "requirements/$f-nodeps.txt" ]; then
+      # Packages whose declared dependencies must not come along (see the file's header).
+      "$PY" -m pip install -q --disable-pip-version-check --no-deps -r "requirements/$f-nodeps.txt"
+    fi
   done
   rm -f "$VENV"/.installed-*
   touch "$stamp"
@@ -61,7 +65,7 @@ ensure_venv() {
 
 if [ "${1:-}" = "--test" ]; then
   shift
-  ensure_venv test
+  ensure_venv test inference
   ensure_postgres
   ensure_redis
   export DJANGO_SETTINGS_MODULE=misis.settings.test
@@ -73,7 +77,7 @@ if [ "${1:-}" = "--test" ]; then
 fi
 
 # --- the stack -------------------------------------------------------------------------------
-ensure_venv base
+ensure_venv inference
 ensure_postgres
 ensure_redis
 ensure_database misis

@@ -188,22 +188,14 @@ class ScenarioRunner:
 
                 took = False
                 if not feed.ended and not client.full:
-                    frame = feed.next_frame(timeout=0.0 if client.in_flight else 0.05)
+                    idle = not client.in_flight and not self.rows
+                    frame = feed.next_frame(timeout=0.05 if idle else 0.0)
                     if frame is not None:
                         took = True
                         if sampler.take(frame.pts):
                             image, box = letterbox(frame.image, self.params.imgsz)
                             client.submit(image, options, tag=self._tag(frame, box))
-                result = None
-                if client.in_flight:
-                    # Block only when there is nothing else to do: pipeline full or no frame.
-                    wait = 0.0 if took and not client.full else min(STOP_CHECK_INTERVAL, beat)
-                    result = client.collect(wait)
-                elif feed.ended:
-                    self.publish(frontier=self.source.next_index)
-                    self.finish("end_of_stream")
-                if result is not None:
-                    self.rows.append(self._row(*result))
+                # Publish after the next frame is on its way, so the write overlaps inference.
                 since = time.monotonic() - self.last_publish
                 if (
                     len(self.rows) >= settings.MISIS_PUBLISH_BATCH
@@ -211,6 +203,15 @@ class ScenarioRunner:
                     or since >= beat
                 ):
                     self.publish(frontier=self.frontier(client))
+                if client.in_flight:
+                    # Block only when there is nothing else to do: pipeline full or no frame.
+                    wait = 0.0 if took and not client.full else min(STOP_CHECK_INTERVAL, beat)
+                    result = client.collect(wait)
+                    if result is not None:
+                        self.rows.append(self._row(*result))
+                elif feed.ended:
+                    self.publish(frontier=self.source.next_index)
+                    self.finish("end_of_stream")
         finally:
             feed.close()
 

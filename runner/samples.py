@@ -1,7 +1,8 @@
-"""Synthetic sample videos, for the demo scenario and the tests (no binaries in the repo)."""
+"""Sample videos, for the demo scenario, the tests and the benches (no binaries in the repo)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,46 @@ def write_sample_video(
             cv2.rectangle(img, (x, h // 3), (x + 50, h // 3 + 80), (0, 0, 255), -1)
             cv2.putText(img, str(i), (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
             writer.write(img)
+    finally:
+        writer.release()
+    return path
+
+
+def ultralytics_assets() -> Path:
+    """The photos ultralytics ships (bus.jpg, zidane.jpg), found without importing it."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("ultralytics is not installed (requirements/inference-nodeps.txt)")
+    return Path(next(iter(spec.submodule_search_locations))) / "assets"
+
+
+def write_people_video(
+    path: Path, *, frames: int = 50, fps: float = 25.0, size: tuple[int, int] = (640, 480)
+) -> Path:
+    """A video of real people: ultralytics' bus.jpg and zidane.jpg, panned a little per frame."""
+    assets = ultralytics_assets()
+    w, h = size
+    stills = []
+    for name in ("bus.jpg", "zidane.jpg"):
+        img = cv2.imread(str(assets / name))
+        if img is None:
+            raise RuntimeError(f"cannot read {assets / name}")
+        scale = min(w / img.shape[1], h / img.shape[0])
+        stills.append(cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    try:
+        for i in range(frames):
+            still = stills[(i * 2 // frames) % 2] if frames > 1 else stills[0]
+            canvas = np.full((h, w, 3), 114, dtype=np.uint8)
+            sh, sw = still.shape[:2]
+            x = min((w - sw) // 2 + (i % 10) * 2 - 10, w - sw) if sw < w else 0
+            x = max(x, 0)
+            y = (h - sh) // 2
+            canvas[y : y + sh, x : x + sw] = still
+            writer.write(canvas)
     finally:
         writer.release()
     return path

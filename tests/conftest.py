@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from misis.redis_client import get_redis
-from runner.samples import write_sample_video
+from runner.samples import write_people_video, write_sample_video
 
 User = get_user_model()
 
@@ -37,6 +37,7 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_sample_video(root / "short.mp4", frames=40)
     write_sample_video(root / "long.mp4", frames=1500, size=(160, 120))
     write_sample_video(root / "loop.mp4", frames=100)
+    write_people_video(root / "people.mp4", frames=6)
     (root / "notes.txt").write_text("not a video")
     return root
 

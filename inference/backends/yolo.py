@@ -24,6 +24,10 @@ from inference.backends.base import Box, DetectOptions
 # deployment explicitly says otherwise. Must be set before ultralytics is first imported.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+# ultralytics writes a settings.json at first import; keep it in the project's run folder.
+os.environ.setdefault(
+    "YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[2] / ".run" / "ultralytics")
+)
 
 logger = logging.getLogger(__name__)
 

@@ -2,28 +2,48 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.stack import Stack
 
 
-@pytest.fixture(scope="module")
-def stack(
-    django_db_setup: None,
-    django_db_blocker: pytest.FixtureRequest,
-    video_root: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+def _stack(
+    request: pytest.FixtureRequest, video_root: Path, tmp: pytest.TempPathFactory, **env: str
 ) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("stack-logs")
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        s = Stack(logs, video_root, MISIS_MOCK_DELAY_MS="10")
+    blocker: Any = request.getfixturevalue("django_db_blocker")
+    logs = tmp.mktemp("stack-logs")
+    with blocker.unblock():
+        s = Stack(logs, video_root, **env)
     s.start_all()
     try:
         yield s
     finally:
         s.stop_all()
         print(f"stack logs in {logs}")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    video_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """Beat, orchestrator, two runners and a mock inference worker (10 ms a call)."""
+    yield from _stack(request, video_root, tmp_path_factory, MISIS_MOCK_DELAY_MS="10")
+
+
+@pytest.fixture(scope="module")
+def yolo_stack(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    video_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The same, with the real YOLO detector on the default offline weights."""
+    yield from _stack(request, video_root, tmp_path_factory, MISIS_INFERENCE_BACKEND="yolo")
 
 
 @pytest.fixture
