@@ -1,8 +1,10 @@
 """The inference worker's loop: gather frames from all scenarios into batches, detect, reply.
 
 A batch closes at ``MISIS_MAX_BATCH`` frames or ``MISIS_MAX_WAIT_MS`` after its first frame,
-whichever comes first (the shape of Triton's dynamic batcher). Requests whose runner has
-given up on them (past their expiry) are dropped unseen.
+whichever comes first (the shape of Triton's dynamic batcher), and also as soon as it holds a
+frame from every runner loop seen lately: with one frame in flight per loop, no more can come,
+so a lone scenario never waits for company. Requests whose runner has given up on them (past
+their expiry) are dropped unseen.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from misis.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 
+# A runner loop that sent nothing for this long is no longer waited for.
+CLIENT_MEMORY = 2.0
+
 
 class Batcher:
     def __init__(
@@ -32,38 +37,46 @@ class Batcher:
         self.redis = get_redis()
         self.batches = 0
         self.frames = 0
+        self.clients: dict[str, float] = {}  # runner loop -> when its last frame came
 
-    def gather(self) -> list[bytes]:
+    def _expected_clients(self, now: float) -> int:
+        for client, seen in list(self.clients.items()):
+            if now - seen > CLIENT_MEMORY:
+                del self.clients[client]
+        return len(self.clients)
+
+    def gather(self) -> list[Request]:
         first = self.redis.brpop([REQUESTS_KEY], timeout=1)
         if first is None:
             return []
-        batch = [first[1]]
-        deadline = time.monotonic() + self.max_wait
+        batch = [decode_request(first[1])]
+        now = time.monotonic()
+        deadline = now + self.max_wait
+        expected = self._expected_clients(now)
         while len(batch) < self.max_batch:
             more = self.redis.rpop(REQUESTS_KEY, self.max_batch - len(batch))
             if more:
-                batch.extend(more)
+                batch.extend(decode_request(p) for p in more)
                 continue
+            if len({r.client for r in batch}) >= expected:
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            # BRPOP takes fractional timeouts, but 0 means forever: keep a floor.
-            got = self.redis.brpop([REQUESTS_KEY], timeout=max(left, 0.001))
-            if got is None:
-                break
-            batch.append(got[1])
+            # Poll rather than BRPOP: Redis checks blocking timeouts only every 1/hz seconds
+            # (100 ms by default), far coarser than a batching window of a few milliseconds.
+            time.sleep(min(left, 0.001))
         return batch
 
     def step(self) -> int:
-        payloads = self.gather()
-        if not payloads:
+        gathered = self.gather()
+        if not gathered:
             return 0
         now = time.time()
-        requests: list[Request] = []
-        for payload in payloads:
-            req = decode_request(payload)
-            if req.expires_at >= now:
-                requests.append(req)
+        seen = time.monotonic()
+        for req in gathered:
+            self.clients[req.client] = seen
+        requests = [r for r in gathered if r.expires_at >= now]
         if not requests:
             return 0
         started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ class InferenceClient:
         self.max_in_flight = max_in_flight or settings.MISIS_MAX_IN_FLIGHT
         self.timeout = timeout or settings.MISIS_INFERENCE_TIMEOUT
         self.in_flight: deque[tuple[Request, Any]] = deque()
+        self.id = uuid.uuid4().hex
         self.redis = get_redis()
 
     @property
@@ -40,7 +42,7 @@ class InferenceClient:
         return len(self.in_flight) >= self.max_in_flight
 
     def submit(self, image: np.ndarray, options: DetectOptions, tag: Any = None) -> None:
-        req = new_request(image, options, self.timeout)
+        req = new_request(image, options, self.timeout, self.id)
         self.redis.lpush(REQUESTS_KEY, encode_request(req))
         self.in_flight.append((req, tag))
 
@@ -62,7 +64,7 @@ class InferenceClient:
             if req.expires_at < time.time():
                 logger.warning("inference request %s timed out; sending it again", req.id)
                 self.in_flight.popleft()
-                retry = new_request(req.image, req.options, self.timeout)
+                retry = new_request(req.image, req.options, self.timeout, self.id)
                 self.redis.lpush(REQUESTS_KEY, encode_request(retry))
                 self.in_flight.appendleft((retry, tag))
             return None

@@ -30,6 +30,7 @@ class Request:
     image: np.ndarray
     options: DetectOptions
     expires_at: float
+    client: str = ""  # which runner loop sent it; the batcher counts them
     submitted_at: float = field(default_factory=time.time)
 
     @property
@@ -37,8 +38,14 @@ class Request:
         return REPLY_PREFIX + self.id
 
 
-def new_request(image: np.ndarray, options: DetectOptions, ttl: float) -> Request:
-    return Request(id=uuid.uuid4().hex, image=image, options=options, expires_at=time.time() + ttl)
+def new_request(image: np.ndarray, options: DetectOptions, ttl: float, client: str = "") -> Request:
+    return Request(
+        id=uuid.uuid4().hex,
+        image=image,
+        options=options,
+        expires_at=time.time() + ttl,
+        client=client,
+    )
 
 
 def encode_request(req: Request) -> bytes:
@@ -52,6 +59,7 @@ def encode_request(req: Request) -> bytes:
             "classes": sorted(req.options.classes) if req.options.classes is not None else None,
             "imgsz": req.options.imgsz,
             "expires_at": req.expires_at,
+            "client": req.client,
             "submitted_at": req.submitted_at,
         }
     ).encode()
@@ -72,5 +80,6 @@ def decode_request(payload: bytes) -> Request:
             imgsz=header["imgsz"],
         ),
         expires_at=header["expires_at"],
+        client=header["client"],
         submitted_at=header["submitted_at"],
     )

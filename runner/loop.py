@@ -166,11 +166,15 @@ class ScenarioRunner:
 
     # --- the frame loop -------------------------------------------------------------------
     def loop(self) -> None:
-        client = InferenceClient()
-        sampler = Sampler(self.params.target_fps)
-        options = self.params.detect_options
         feed = open_feed(self.source)
         self.feed = feed
+        # A file keeps frames queued at the detector so it never idles between them; a live
+        # source sends one at a time, so each prediction is about the newest frame.
+        client = InferenceClient(
+            max_in_flight=1 if isinstance(feed, LatestFrameFeed) else settings.MISIS_MAX_IN_FLIGHT
+        )
+        sampler = Sampler(self.params.target_fps)
+        options = self.params.detect_options
         next_stop_check = 0.0
         beat = settings.MISIS_HEARTBEAT_INTERVAL
         try:

@@ -27,7 +27,13 @@ def load_backend() -> tuple[Backend, str | None]:
         from inference.backends.yolo import YoloBackend, default_model_path
 
         model = settings.MISIS_MODEL or default_model_path()
-        return YoloBackend(model, device=settings.MISIS_DEVICE, half=settings.MISIS_HALF), None
+        backend = YoloBackend(
+            model,
+            device=settings.MISIS_DEVICE,
+            half=settings.MISIS_HALF,
+            threads=settings.MISIS_INFERENCE_THREADS or None,
+        )
+        return backend, None
     except Exception as exc:  # any failure to load a model must not kill the worker
         reason = f"{wanted} backend could not load ({type(exc).__name__}: {exc})"
         logger.error("DETECTOR FALLBACK TO MOCK: %s", reason)

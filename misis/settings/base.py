@@ -139,9 +139,12 @@ MISIS_INFERENCE_BACKEND = env("MISIS_INFERENCE_BACKEND", default="yolo")
 MISIS_MODEL = env("MISIS_MODEL", default="")
 MISIS_DEVICE = env("MISIS_DEVICE", default="cpu")
 MISIS_HALF = env.bool("MISIS_HALF", default=False)
-MISIS_MAX_BATCH = env.int("MISIS_MAX_BATCH", default=8)
+# torch threads of the inference worker; 0 means one per core.
+MISIS_INFERENCE_THREADS = env.int("MISIS_INFERENCE_THREADS", default=0)
+MISIS_MAX_BATCH = env.int("MISIS_MAX_BATCH", default=4)
 MISIS_MAX_WAIT_MS = env.float("MISIS_MAX_WAIT_MS", default=5.0)
-MISIS_MAX_IN_FLIGHT = env.int("MISIS_MAX_IN_FLIGHT", default=1)
+# Frames a file scenario keeps at the inference workers (live sources always keep one).
+MISIS_MAX_IN_FLIGHT = env.int("MISIS_MAX_IN_FLIGHT", default=2)
 MISIS_INFERENCE_TIMEOUT = env.float("MISIS_INFERENCE_TIMEOUT", default=30.0)
 MISIS_MOCK_DELAY_MS = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
 
