@@ -63,11 +63,23 @@ ensure_venv() {
   touch "$stamp"
 }
 
+# The browser test drives Debian's Chromium; install it on a machine that lacks it.
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium (browser test)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    log "chromium is missing and cannot be installed here (need root and apt-get)"
+  fi
+}
+
 if [ "${1:-}" = "--test" ]; then
   shift
   ensure_venv test inference
   ensure_postgres
   ensure_redis
+  ensure_chromium
   export DJANGO_SETTINGS_MODULE=misis.settings.test
   log "ruff"
   "$VENV/bin/ruff" check .

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from inference.backends.base import Backend
 from inference.transport import REPLY_TTL, REQUESTS_KEY, Request, decode_request
+from misis import metrics
 from misis.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class Batcher:
             pipe.rpush(req.reply_key, body)
             pipe.expire(req.reply_key, REPLY_TTL)
         pipe.execute()
+        metrics.record(
+            {"inference_frames": len(requests), "inference_batches": 1},
+            {"inference_latency_seconds": elapsed_ms / 1000, "inference_batch_size": len(requests)},
+        )
         self.batches += 1
         self.frames += len(requests)
         return len(requests)

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,10 +36,50 @@ def _inference(workers: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+# The body of both answers, for the OpenAPI schema only.
+_HEALTH_BODY = inline_serializer(
+    name="Health",
+    fields={
+        "database": serializers.ChoiceField(choices=["ok", "error"]),
+        "redis": serializers.ChoiceField(choices=["ok", "error"]),
+        "workers": inline_serializer(
+            name="HealthWorkers",
+            fields={
+                q: serializers.IntegerField(
+                    min_value=0, help_text=f"Live workers on the {q} queue."
+                )
+                for q in ("runner", "inference", "orchestrator")
+            },
+        ),
+        "inference": inline_serializer(
+            name="HealthInference",
+            fields={
+                "backend": serializers.CharField(help_text="The detector: yolo or mock."),
+                "model": serializers.CharField(help_text="Path or name of the weights."),
+                "fallback_reason": serializers.CharField(
+                    required=False, help_text="Why the worker fell back to another backend."
+                ),
+            },
+        ),
+    },
+)
+
+
 class HealthApi(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
+    throttle_classes: list[type] = []  # load balancers poll it
 
+    @extend_schema(
+        operation_id="health",
+        summary="Health of the stack",
+        description="No token needed. 200 when PostgreSQL and Redis answer, 503 otherwise.",
+        tags=["health"],
+        responses={
+            200: OpenApiResponse(_HEALTH_BODY, description="PostgreSQL and Redis answer."),
+            503: OpenApiResponse(_HEALTH_BODY, description="PostgreSQL or Redis is down."),
+        },
+    )
     def get(self, request: Request) -> Response:
         body: dict[str, Any] = {}
         healthy = True

@@ -15,14 +15,18 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
 from inference.client import Detection, InferenceClient
 from inference.preprocess import Letterbox, letterbox
+from misis import metrics
+from misis.logs import scenario_context
 from runner.control import stop_requested
 from runner.lease import Lease, LeaseLost
 from runner.params import Params
+from runner.preview import PreviewWriter
 from runner.sources import (
     FileFeed,
     Frame,
@@ -58,7 +62,8 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
         logger.info("scenario %s: epoch %s already has a runner or is stale", scenario_id, epoch)
         return
     try:
-        ScenarioRunner(scenario_id, epoch, lease).run()
+        with scenario_context(scenario_id):
+            ScenarioRunner(scenario_id, epoch, lease).run()
     except Stop:
         pass
     except LeaseLost as exc:
@@ -85,6 +90,7 @@ class _Tag:
     width: int
     height: int
     letterbox: Letterbox | None
+    image: np.ndarray  # the source frame, for the preview
 
 
 class Sampler:
@@ -112,6 +118,9 @@ class ScenarioRunner:
         self.rows: list[services.PredictionRow] = []
         self.feed: FileFeed | LatestFrameFeed | None = None
         self.dropped_reported = 0
+        self.read_reported = 0  # frame index up to which frames_read was counted
+        self.source: VideoSource | None = None
+        self.preview = PreviewWriter(scenario_id)
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
 
@@ -127,9 +136,14 @@ class ScenarioRunner:
             self.finish("requested")
         self.params = Params.from_dict(claim.params)
         self.source = VideoSource(claim.source, start_frame=claim.next_frame, loop=self.params.loop)
+        self.read_reported = claim.next_frame
         self.open_source()
         try:
-            status = services.runner_activate(scenario_id=self.scenario_id, epoch=self.epoch)
+            status = services.runner_activate(
+                scenario_id=self.scenario_id,
+                epoch=self.epoch,
+                frames_total=self.source.frames_total,
+            )
             if status in _SHUTDOWN:
                 self.finish("requested")
             logger.info(
@@ -166,6 +180,7 @@ class ScenarioRunner:
 
     # --- the frame loop -------------------------------------------------------------------
     def loop(self) -> None:
+        assert self.source is not None
         feed = open_feed(self.source)
         self.feed = feed
         # A file keeps frames queued at the detector so it never idles between them; a live
@@ -224,6 +239,7 @@ class ScenarioRunner:
         boxes = (
             det.boxes if tag.letterbox is None else [tag.letterbox.to_source(b) for b in det.boxes]
         )
+        self.preview.offer(tag.image, boxes)
         return services.PredictionRow(
             frame_index=tag.index,
             pts=tag.pts,
@@ -236,6 +252,7 @@ class ScenarioRunner:
 
     def frontier(self, client: InferenceClient) -> int:
         """Frames below this index are published or skipped: a restart resumes here."""
+        assert self.source is not None
         if client.in_flight:
             return int(client.in_flight[0][1].index)
         return self.source.next_index
@@ -243,7 +260,7 @@ class ScenarioRunner:
     @staticmethod
     def _tag(frame: Frame, box: Letterbox | None) -> _Tag:
         h, w = frame.image.shape[:2]
-        return _Tag(frame.index, frame.pts, frame.captured_at, w, h, box)
+        return _Tag(frame.index, frame.pts, frame.captured_at, w, h, box, frame.image)
 
     def fps(self) -> float:
         t = self.done_times
@@ -263,6 +280,15 @@ class ScenarioRunner:
             frames_dropped=dropped - self.dropped_reported,
             fps=self.fps(),
         )
+        read = self.source.next_index if self.source is not None else self.read_reported
+        metrics.record(
+            {
+                "frames_read": read - self.read_reported,
+                "frames_analysed": len(self.rows),
+                "frames_dropped": dropped - self.dropped_reported,
+            }
+        )
+        self.read_reported = read
         self.dropped_reported = dropped
         self.rows = []
         self.last_publish = time.monotonic()

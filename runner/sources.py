@@ -80,6 +80,13 @@ class VideoSource:
             self._duration = self._frame_count / fps if self._frame_count else 0.0
             self._skip_to(self.next_index)
 
+    @property
+    def frames_total(self) -> int | None:
+        """Frames in a file that ends; None for live sources and looping files."""
+        if self.live or self.loop or not self._frame_count:
+            return None
+        return self._frame_count
+
     def _skip_to(self, index: int) -> None:
         """Resume a file after the frames already published (grab() does not decode)."""
         assert self._cap is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -14,13 +16,75 @@ from rest_framework.views import APIView
 from scenarios import selectors, services
 from scenarios.models import Status
 from scenarios.serializers import (
+    ConflictSerializer,
+    ErrorSerializer,
+    PredictionPageSerializer,
     ScenarioCommandSerializer,
     ScenarioCreateSerializer,
     ScenarioSerializer,
 )
 
+# --- OpenAPI documentation (drf-spectacular); the views' behaviour does not depend on it -------
+
+SCENARIO_ID = OpenApiParameter(
+    "scenario_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The scenario's id."
+)
+# DRF's validation errors: each bad field (or "non_field_errors") maps to its messages.
+VALIDATION_ERROR = OpenApiResponse(
+    response={
+        "type": "object",
+        "additionalProperties": {},
+        "description": "Each bad field, by name, with what is wrong with it.",
+    },
+    description="Bad input; the body names each offending field.",
+    examples=[
+        OpenApiExample(
+            "bad source",
+            value={"source": ["scheme 'ftp' is not supported"]},
+            response_only=True,
+            status_codes=["400"],
+        )
+    ],
+)
+UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No token, or a wrong one.")
+NOT_FOUND = OpenApiResponse(
+    ErrorSerializer, description="No such scenario, or it belongs to another user."
+)
+PARAMS_HELP = (
+    "`params` (all optional): `target_fps` (0, 240], `confidence` [0, 1], `classes` (list of"
+    " labels), `imgsz` [32, 4096], `loop` (bool), `reconnect_timeout` seconds (0, 86400]."
+    " Unknown params are refused."
+)
+
 
 class ScenarioCreateApi(APIView):
+    @extend_schema(
+        operation_id="scenario_create",
+        summary="Create and start a scenario",
+        description="`source` is an rtsp(s)://, onvif://, http(s):// or s3:// URL, or a path"
+        " relative to the video root. " + PARAMS_HELP,
+        tags=["scenarios"],
+        request=ScenarioCreateSerializer,
+        examples=[
+            OpenApiExample(
+                "local file",
+                value={
+                    "source": "sample.mp4",
+                    "name": "lobby",
+                    "params": {"target_fps": 5, "confidence": 0.25, "classes": ["person"]},
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "camera", value={"source": "rtsp://cam.local/stream"}, request_only=True
+            ),
+        ],
+        responses={
+            201: OpenApiResponse(ScenarioSerializer, description="Created, status init_startup."),
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+        },
+    )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["body must be a JSON object"]})
@@ -31,10 +95,39 @@ class ScenarioCreateApi(APIView):
 
 
 class ScenarioDetailApi(APIView):
+    @extend_schema(
+        operation_id="scenario_retrieve",
+        summary="Get a scenario",
+        tags=["scenarios"],
+        parameters=[SCENARIO_ID],
+        responses={200: ScenarioSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+    )
     def get(self, request: Request, scenario_id: str) -> Response:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
         return Response(ScenarioSerializer(scenario).data)
 
+    @extend_schema(
+        operation_id="scenario_command",
+        summary="Stop or restart a scenario",
+        description="`init_shutdown` stops the scenario, `init_startup` starts it again.",
+        tags=["scenarios"],
+        parameters=[SCENARIO_ID],
+        request=ScenarioCommandSerializer,
+        responses={
+            200: OpenApiResponse(
+                ScenarioSerializer,
+                description="The command's effect is already under way or done; nothing changed.",
+            ),
+            202: OpenApiResponse(ScenarioSerializer, description="Command accepted."),
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                ConflictSerializer,
+                description="The state machine cannot take this command from the current status.",
+            ),
+        },
+    )
     def post(self, request: Request, scenario_id: str) -> Response:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
         if not isinstance(request.data, dict):
@@ -65,6 +158,41 @@ def _int_param(request: Request, name: str, default: int | None, minimum: int) -
 
 
 class PredictionListApi(APIView):
+    @extend_schema(
+        operation_id="prediction_list",
+        summary="Read a scenario's predictions",
+        description="One entry per analysed frame, ordered by `frame_index` ascending. Poll with"
+        " `after` set to the last `frame_index` seen (or follow `next`).",
+        tags=["predictions"],
+        parameters=[
+            SCENARIO_ID,
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": -1},
+                OpenApiParameter.QUERY,
+                required=False,
+                description="Only frames with a greater frame_index (the polling cursor).",
+            ),
+            OpenApiParameter(
+                "limit",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": selectors.MAX_PAGE,
+                    "default": selectors.DEFAULT_PAGE,
+                },
+                OpenApiParameter.QUERY,
+                required=False,
+                description=f"Page size, at most {selectors.MAX_PAGE} (larger values are capped).",
+            ),
+        ],
+        responses={
+            200: PredictionPageSerializer,
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+            404: NOT_FOUND,
+        },
+    )
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
         after = _int_param(request, "after", None, -1)

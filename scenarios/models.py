@@ -58,6 +58,8 @@ class Scenario(models.Model):
     # Frames [0, next_frame) have been read and their predictions published; a restart of a
     # file source resumes here.
     next_frame = models.PositiveBigIntegerField(default=0)
+    # Frames in a file source that does not loop; None for live and looping sources.
+    frames_total = models.PositiveBigIntegerField(null=True, blank=True)
     fps = models.FloatField(default=0.0)
     restarts = models.PositiveIntegerField(default=0)
     # Restarts in a row without the runner getting anywhere; bounded by MISIS_MAX_RESTARTS.
@@ -71,6 +73,15 @@ class Scenario(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.source} ({self.id})"
+
+    @property
+    def progress(self) -> float | None:
+        """How far through a (non-looping) file source: 0..1; None when it has no end."""
+        if self.stop_reason == StopReason.END_OF_STREAM:
+            return 1.0
+        if not self.frames_total:
+            return None
+        return round(min(1.0, self.next_frame / self.frames_total), 4)
 
     # --- transitions: call only from scenarios.services -----------------------------------
     @transition(field=status, source=Status.INIT_STARTUP, target=Status.IN_STARTUP_PROCESSING)

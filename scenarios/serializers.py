@@ -73,6 +73,8 @@ class ScenarioCommandSerializer(serializers.Serializer):
 
 
 class ScenarioSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True, allow_null=True)
+
     class Meta:
         model = Scenario
         fields = (
@@ -93,5 +95,58 @@ class ScenarioSerializer(serializers.ModelSerializer):
             "stop_reason",
             "error",
             "epoch",
+            "progress",
         )
         read_only_fields = fields
+
+
+# --- documentation only ------------------------------------------------------------------------
+# The shapes below are never used to read or write data: they describe, for the OpenAPI schema,
+# bodies that the views build by other means (the prediction page comes rendered from PostgreSQL,
+# errors come from DRF and misis.exceptions).
+
+
+class BoxSerializer(serializers.Serializer):
+    label = serializers.CharField(help_text="Class name of the detected object.")
+    class_id = serializers.IntegerField(help_text="Class index in the detector's label set.")
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+    x1 = serializers.FloatField(help_text="Left edge, in pixels of the source frame.")
+    y1 = serializers.FloatField(help_text="Top edge, in pixels of the source frame.")
+    x2 = serializers.FloatField(help_text="Right edge, in pixels of the source frame.")
+    y2 = serializers.FloatField(help_text="Bottom edge, in pixels of the source frame.")
+
+
+class PredictionSerializer(serializers.Serializer):
+    frame_index = serializers.IntegerField(
+        min_value=0,
+        help_text="0-based index of the frame among all frames read from the source since the"
+        " scenario was created, whether or not each was analysed.",
+    )
+    pts = serializers.FloatField(help_text="Presentation time of the frame in the source, seconds.")
+    captured_at = serializers.DateTimeField(help_text="When the frame was read from the source.")
+    width = serializers.IntegerField(min_value=0, help_text="Source frame width, pixels.")
+    height = serializers.IntegerField(min_value=0, help_text="Source frame height, pixels.")
+    inference_ms = serializers.FloatField(help_text="Time the detector took on this frame.")
+    boxes = BoxSerializer(many=True)
+
+
+class PredictionPageSerializer(serializers.Serializer):
+    scenario_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    next = serializers.URLField(
+        allow_null=True,
+        help_text="URL of the next page (a full page was returned), or null when this page was"
+        " the last one available so far.",
+    )
+    results = PredictionSerializer(many=True, help_text="Ordered by frame_index, ascending.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=Status.choices, allow_null=True, help_text="The scenario's current status."
+    )

@@ -22,6 +22,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_fsm",
     "scenarios",
     "runner",
@@ -90,10 +92,48 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "misis.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Counted in the Redis cache, so the limits hold across API processes and machines.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("MISIS_THROTTLE_ANON", default="120/min"),
+        "user": env("MISIS_THROTTLE_USER", default="6000/min"),
+    },
+}
+
+# OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (both without a token).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MISIS Video Analytics API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Start, stop and watch video analytics scenarios (an RTSP, ONVIF, HTTP, S3 or local-file"
+        " source analysed by an object detector) and read their predictions page by page."
+        " Every endpoint except `/health/` needs `Authorization: Token <key>`."
+    ),
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The same choices appear on several serializers: give each enum one stable name.
+    "ENUM_NAME_OVERRIDES": {
+        "ScenarioStatusEnum": "scenarios.models.Status",
+        "StopReasonEnum": "scenarios.models.StopReason",
+        "HealthStateEnum": ["ok", "error"],
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "misis:cache",
+    }
+}
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -164,10 +204,21 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"scenario": {"()": "misis.logs.ScenarioFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(processName)s %(name)s "
+            "[scenario %(scenario_id)s]: %(message)s"
+        },
+        "json": {"()": "misis.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env("MISIS_LOG_FORMAT", default="plain"),
+            "filters": ["scenario"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("MISIS_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

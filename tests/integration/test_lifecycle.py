@@ -50,6 +50,7 @@ def test_file_runs_to_end_of_stream_with_every_frame_once(client: APIClient) -> 
     assert done["stop_reason"] == "end_of_stream"
     assert done["error"] is None
     assert done["frames_processed"] == 40
+    assert done["progress"] == 1.0
     assert frame_indices(sid) == list(range(40))
     page = client.get(f"/prediction/{sid}/?limit=1000").json()
     assert [r["frame_index"] for r in page["results"]] == list(range(40))
@@ -75,6 +76,7 @@ def test_stop_and_restart_resume_after_last_published_frame(client: APIClient) -
     assert stopped["runner"] is None
     first = frame_indices(sid)
     assert first == list(range(len(first)))
+    assert stopped["progress"] == pytest.approx(len(first) / 1500, abs=0.01)
     time.sleep(1.5)  # the stopped runner publishes nothing more
     assert len(frame_indices(sid)) == len(first)
 

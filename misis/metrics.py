@@ -1,0 +1,134 @@
+"""Prometheus metrics for the whole cluster, served by the API at /metrics.
+
+Runners and inference workers are many processes on many machines, so they do not serve
+metrics themselves: they add to counters and histogram buckets in Redis (one pipelined round
+trip per publish or batch), and the API renders those plus gauges read from PostgreSQL and
+Redis in the Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db.models import Count, Sum
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from misis.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
+
+COUNTERS_KEY = "misis:metrics:counters"
+HIST_PREFIX = "misis:metrics:hist:"
+
+COUNTERS = {
+    "frames_read": "Frames read from sources",
+    "frames_analysed": "Frames whose predictions were published",
+    "frames_dropped": "Live frames dropped because the detector was busy",
+    "inference_frames": "Frames run through the detector",
+    "inference_batches": "Detector calls (batches)",
+}
+HISTOGRAMS = {
+    "inference_latency_seconds": (
+        "Detector time per batch",
+        (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    ),
+    "inference_batch_size": ("Frames per detector batch", (1, 2, 4, 8, 16, 32)),
+}
+
+
+def _bucket(name: str, value: float) -> str:
+    for bound in HISTOGRAMS[name][1]:
+        if value <= bound:
+            return str(bound)
+    return "+Inf"
+
+
+def record(
+    counters: dict[str, float] | None = None, observations: dict[str, float] | None = None
+) -> None:
+    """Add to counters and observe histogram values; never fails the caller."""
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for name, value in (counters or {}).items():
+            if value:
+                pipe.hincrbyfloat(COUNTERS_KEY, name, value)
+        for name, value in (observations or {}).items():
+            key = HIST_PREFIX + name
+            pipe.hincrby(key, _bucket(name, value), 1)
+            pipe.hincrbyfloat(key, "sum", value)
+            pipe.hincrby(key, "count", 1)
+        pipe.execute()
+    except Exception:
+        logger.warning("metrics: could not record", exc_info=True)
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+def render() -> str:
+    from scenarios.models import Scenario, Status
+
+    r = get_redis()
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> None:
+        lines.append(f"# HELP misis_{name} {help_text}")
+        lines.append(f"# TYPE misis_{name} {kind}")
+        lines.extend(f"misis_{name}{labels} {_fmt(v)}" for labels, v in samples)
+
+    counters = {k.decode(): float(v) for k, v in r.hgetall(COUNTERS_KEY).items()}
+    for name, help_text in COUNTERS.items():
+        family(f"{name}_total", "counter", help_text, [("", counters.get(name, 0.0))])
+
+    for name, (help_text, bounds) in HISTOGRAMS.items():
+        raw = {k.decode(): float(v) for k, v in r.hgetall(HIST_PREFIX + name).items()}
+        samples, running = [], 0.0
+        for bound in [*map(str, bounds), "+Inf"]:
+            running += raw.get(bound, 0.0)
+            samples.append((f'_bucket{{le="{bound}"}}', running))
+        samples += [("_sum", raw.get("sum", 0.0)), ("_count", raw.get("count", 0.0))]
+        lines.append(f"# HELP misis_{name} {help_text}")
+        lines.append(f"# TYPE misis_{name} histogram")
+        lines.extend(f"misis_{name}{suffix} {_fmt(v)}" for suffix, v in samples)
+
+    by_status = dict(
+        Scenario.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n")
+    )
+    family(
+        "scenarios",
+        "gauge",
+        "Scenarios by status",
+        [(f'{{status="{s.value}"}}', by_status.get(s.value, 0)) for s in Status],
+    )
+    family("active_scenarios", "gauge", "Scenarios active now", [("", by_status.get("active", 0))])
+    restarts = Scenario.objects.aggregate(n=Sum("restarts"))["n"] or 0
+    family("restarts_total", "counter", "Runner restarts by the watchdog", [("", restarts)])
+    queues = {
+        "runner": "runner",
+        "orchestrator": "orchestrator",
+        "inference_tasks": "inference",
+        "inference_frames": "misis:infer:requests",
+    }
+    family(
+        "queue_depth",
+        "gauge",
+        "Messages or frames waiting",
+        [(f'{{queue="{name}"}}', r.llen(key)) for name, key in queues.items()],
+    )
+    return "\n".join(lines) + "\n"
+
+
+@extend_schema(exclude=True)  # for Prometheus, not for API clients
+class MetricsApi(APIView):
+    """GET /metrics: Prometheus text format; staff tokens only (it spans every user)."""
+
+    permission_classes = [IsAdminUser]
+
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(render(), content_type="text/plain; version=0.0.4; charset=utf-8")

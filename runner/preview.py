@@ -1,0 +1,65 @@
+"""The newest analysed frame of each scenario, with its boxes drawn, for the live preview.
+
+The runner offers every analysed frame; at most ``MAX_RATE`` a second are JPEG-encoded and
+kept in Redis (a few milliseconds each), with a short TTL so a stopped scenario's preview
+goes stale on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from misis.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
+
+MAX_RATE = 4.0  # frames a second per scenario
+TTL = 60
+COLOURS = [(0, 200, 0), (0, 0, 230), (230, 120, 0), (0, 200, 230), (200, 0, 200)]
+
+
+def frame_key(scenario_id: object) -> str:
+    return f"misis:preview:{scenario_id}"
+
+
+def annotate(image: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:
+    out = image.copy()
+    for box in boxes:
+        colour = COLOURS[int(box.get("class_id", 0)) % len(COLOURS)]
+        p1 = (round(box["x1"]), round(box["y1"]))
+        p2 = (round(box["x2"]), round(box["y2"]))
+        cv2.rectangle(out, p1, p2, colour, 2)
+        caption = f"{box['label']} {box['confidence']:.2f}"
+        cv2.putText(
+            out, caption, (p1[0] + 2, max(p1[1] - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1
+        )
+    return out
+
+
+class PreviewWriter:
+    def __init__(self, scenario_id: str) -> None:
+        self.scenario_id = scenario_id
+        self.last = 0.0
+
+    def offer(self, image: np.ndarray, boxes: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0 / MAX_RATE:
+            return
+        self.last = now
+        try:
+            ok, jpeg = cv2.imencode(".jpg", annotate(image, boxes), [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                get_redis().set(frame_key(self.scenario_id), jpeg.tobytes(), ex=TTL)
+        except Exception:
+            logger.warning("preview frame not stored", exc_info=True)
+
+
+def latest_frame(scenario_id: object) -> bytes | None:
+    """The newest annotated JPEG of a scenario, or None."""
+    raw = get_redis().get(frame_key(scenario_id))
+    return bytes(raw) if raw is not None else None

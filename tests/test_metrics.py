@@ -1,0 +1,57 @@
+"""/metrics: what runners and inference workers record, rendered for Prometheus."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from misis import metrics
+from scenarios.models import Status
+from tests.factories import make_scenario
+
+pytestmark = pytest.mark.django_db
+
+
+def parse(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_metrics_render_counters_histograms_and_gauges(staff_api: APIClient, user) -> None:
+    make_scenario(Status.ACTIVE, owner=user)
+    make_scenario(Status.INACTIVE, owner=user)
+    metrics.record({"frames_read": 10, "frames_analysed": 8, "frames_dropped": 2})
+    metrics.record(
+        {"inference_frames": 3, "inference_batches": 1},
+        {"inference_latency_seconds": 0.2, "inference_batch_size": 3},
+    )
+    metrics.record({}, {"inference_latency_seconds": 7.0, "inference_batch_size": 1})
+    resp = staff_api.get("/metrics")
+    assert resp.status_code == 200
+    assert resp["Content-Type"].startswith("text/plain; version=0.0.4")
+    m = parse(resp.content.decode())
+    assert m["misis_frames_read_total"] == 10
+    assert m["misis_frames_analysed_total"] == 8
+    assert m["misis_frames_dropped_total"] == 2
+    assert m["misis_inference_batches_total"] == 1
+    assert m['misis_inference_latency_seconds_bucket{le="0.1"}'] == 0
+    assert m['misis_inference_latency_seconds_bucket{le="0.25"}'] == 1
+    assert m['misis_inference_latency_seconds_bucket{le="5.0"}'] == 1
+    assert m['misis_inference_latency_seconds_bucket{le="+Inf"}'] == 2
+    assert m["misis_inference_latency_seconds_count"] == 2
+    assert m["misis_inference_latency_seconds_sum"] == pytest.approx(7.2)
+    assert m['misis_inference_batch_size_bucket{le="1"}'] == 1
+    assert m['misis_inference_batch_size_bucket{le="4"}'] == 2
+    assert m['misis_scenarios{status="active"}'] == 1
+    assert m['misis_scenarios{status="inactive"}'] == 1
+    assert m["misis_active_scenarios"] == 1
+    assert m['misis_queue_depth{queue="inference_frames"}'] == 0
+
+
+def test_metrics_are_for_staff_only(api: APIClient) -> None:
+    assert api.get("/metrics").status_code == 403
+    assert APIClient().get("/metrics").status_code == 401
