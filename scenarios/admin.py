@@ -6,9 +6,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from scenarios import services
-from scenarios.models import OutboxMessage, Scenario
+from scenarios.models import OutboxMessage, Prediction, Scenario
 
 
 @admin.register(Scenario)
@@ -28,8 +29,31 @@ class ScenarioAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "stop_reason")
     search_fields = ("id", "name", "source", "runner")
-    readonly_fields = [f.name for f in Scenario._meta.fields]
+    readonly_fields = [*(f.name for f in Scenario._meta.fields), "latest_predictions"]
     actions = ("start_scenarios", "stop_scenarios")
+
+    @admin.display(description="latest predictions")
+    def latest_predictions(self, obj: Scenario) -> str:
+        # Not an inline: a scenario can hold millions of rows; show the newest few, read-only.
+        rows = Prediction.objects.filter(scenario=obj).order_by("-frame_index")[:20]
+        return format_html(
+            "<table><tr><th>frame</th><th>pts</th><th>captured</th><th>ms</th>"
+            "<th>boxes</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        p.frame_index,
+                        p.pts,
+                        p.captured_at,
+                        p.inference_ms,
+                        ", ".join(f"{b['label']} {b['confidence']:.2f}" for b in p.boxes),
+                    )
+                    for p in rows
+                ),
+            ),
+        )
 
     @admin.display(description="heartbeat age (s)")
     def heartbeat_age(self, obj: Scenario) -> str:

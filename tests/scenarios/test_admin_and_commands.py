@@ -7,8 +7,10 @@ import io
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from scenarios import services
 from scenarios.models import OutboxMessage, Status
 from tests.factories import make_scenario
 
@@ -57,3 +59,32 @@ def test_admin_lists_and_acts_through_services(django_user_model, client: Client
     stopped.refresh_from_db()
     assert (stopped.status, stopped.epoch) == (Status.INIT_STARTUP, 2)
     assert client.get("/admin/scenarios/outboxmessage/").status_code == 200
+
+    services.runner_publish(
+        scenario_id=running.pk,
+        epoch=running.epoch,
+        rows=[
+            services.PredictionRow(
+                frame_index=7,
+                pts=0.28,
+                captured_at=timezone.now(),
+                width=320,
+                height=240,
+                inference_ms=3.0,
+                boxes=[
+                    {
+                        "label": "person",
+                        "class_id": 0,
+                        "confidence": 0.9,
+                        "x1": 1,
+                        "y1": 2,
+                        "x2": 3,
+                        "y2": 4,
+                    }
+                ],
+            )
+        ],
+        next_frame=8,
+    )
+    detail = client.get(f"/admin/scenarios/scenario/{running.pk}/change/").content.decode()
+    assert "person 0.90" in detail and "<td>7</td>" in detail
