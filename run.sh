@@ -97,6 +97,7 @@ export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-misis.settings.local}
 PORT=${MISIS_PORT:-8000}
 RUNNERS=${MISIS_RUNNERS:-2}
 "$PY" manage.py migrate --no-input -v 0
+"$PY" manage.py collectstatic --no-input -v 0
 
 declare -A CMDS PIDS
 CMDS[api]="$VENV/bin/gunicorn misis.wsgi -b 127.0.0.1:$PORT -w ${MISIS_API_WORKERS:-2} -k gthread --threads 8 --access-logfile -"
@@ -157,7 +158,8 @@ if [ "${MISIS_DEMO:-1}" != "0" ]; then
   fi
   if [ -n "$SID" ]; then
     log "demo scenario: $SID"
-    log "  curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/prediction/$SID/"
+    log "  predictions: curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/prediction/$SID/"
+    log "  live preview (boxes on the video): http://127.0.0.1:$PORT/scenario/$SID/view/?token=$TOKEN"
   fi
 fi
 
