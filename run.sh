@@ -142,7 +142,9 @@ log "admin:  http://127.0.0.1:$PORT/admin/   (create a login: $PY manage.py crea
 log "token:  $TOKEN   (header: Authorization: Token $TOKEN)"
 if [ "${MISIS_DEMO:-1}" != "0" ]; then
   VIDEO_ROOT=${MISIS_VIDEO_ROOT:-$ROOT/media/videos}
-  [ -f "$VIDEO_ROOT/sample.mp4" ] || "$PY" manage.py make_sample_video sample.mp4 >/dev/null
+  # People (from ultralytics' sample photos), so that the detector has something to find.
+  [ -f "$VIDEO_ROOT/demo.mp4" ] || "$PY" manage.py make_sample_video demo.mp4 --people >/dev/null \
+    || "$PY" manage.py make_sample_video demo.mp4 >/dev/null
   AUTH="Authorization: Token $TOKEN"
   SID=$(cat "$RUN_DIR/demo-scenario" 2>/dev/null || true)
   # Reuse the demo scenario of an earlier run (it resumes by itself); start it if it ended.
@@ -152,7 +154,7 @@ if [ "${MISIS_DEMO:-1}" != "0" ]; then
   else
     SID=$(curl -fsS -X POST "http://127.0.0.1:$PORT/scenario/" -H "$AUTH" \
       -H 'Content-Type: application/json' \
-      -d '{"source": "sample.mp4", "name": "demo", "params": {"loop": true, "target_fps": 5}}' \
+      -d '{"source": "demo.mp4", "name": "demo", "params": {"loop": true}}' \
       | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])') || SID=""
     echo "$SID" >"$RUN_DIR/demo-scenario"
   fi
