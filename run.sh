@@ -138,7 +138,14 @@ for name in "${!CMDS[@]}"; do start "$name"; done
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/health/" >/dev/null 2>&1 && break; sleep 0.2; done
 TOKEN=$("$PY" manage.py issue_token demo --staff 2>/dev/null | tail -1)
 log "API:    http://127.0.0.1:$PORT/   (health: http://127.0.0.1:$PORT/health/)"
-log "admin:  http://127.0.0.1:$PORT/admin/   (create a login: $PY manage.py createsuperuser)"
+# An admin login for this machine, made once and kept in .run/ (readable by you only).
+if [ ! -s "$RUN_DIR/admin-password" ]; then
+  (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(12))' >"$RUN_DIR/admin-password")
+  DJANGO_SUPERUSER_PASSWORD=$(cat "$RUN_DIR/admin-password") "$PY" manage.py createsuperuser \
+    --no-input --username admin --email admin@localhost >/dev/null 2>&1 \
+    || "$PY" manage.py shell -c "from django.contrib.auth import get_user_model as g; u=g().objects.get(username='admin'); u.set_password(open('$RUN_DIR/admin-password').read().strip()); u.save()"
+fi
+log "admin:  http://127.0.0.1:$PORT/admin/   (user admin, password $(cat "$RUN_DIR/admin-password"))"
 log "token:  $TOKEN   (header: Authorization: Token $TOKEN)"
 if [ "${MISIS_DEMO:-1}" != "0" ]; then
   VIDEO_ROOT=${MISIS_VIDEO_ROOT:-$ROOT/media/videos}

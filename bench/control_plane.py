@@ -10,24 +10,18 @@ Uses its own database (misis_bench) and Redis database 13; starts and stops its 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
 import signal
 import statistics
-import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "misis.settings.test")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/misis_bench")
-os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/13"
+from bench.common import Api, fresh_database, wait
 
 PORT = 8765
-BASE = f"http://127.0.0.1:{PORT}"
+api = Api(PORT)
+call = api.call
 
 
 def pct(values: list[float], q: float) -> float:
@@ -35,29 +29,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def call(method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
-    req = urllib.request.Request(
-        BASE + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())
-
-
 def status(sid: str, token: str) -> str:
     return str(call("GET", f"/scenario/{sid}/", token)["status"])
-
-
-def wait(check: Any, timeout: float, interval: float = 0.01) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError("bench step timed out")
 
 
 def main() -> None:
@@ -67,33 +40,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "DROP DATABASE IF EXISTS misis_bench"],
-        check=True,
-    )
-    subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", "CREATE DATABASE misis_bench"],
-        check=True,
-    )
-    import django
-
-    django.setup()
+    fresh_database()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from runner.samples import write_sample_video
     from tests.integration.stack import Stack
 
-    call_command("migrate", verbosity=0)
     work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
     write_sample_video(work / "videos" / "loop.mp4", frames=200)
     user = get_user_model().objects.create_user(username="bench")
     token = Token.objects.create(user=user).key
     stack = Stack(work, work / "videos", api_port=PORT, MISIS_MOCK_DELAY_MS="10")
     stack.start_all()
-    wait(lambda: _up(), 30, 0.2)
+    wait(api.health, 30)
     try:
         print(f"# control-plane bench: {args.runs} start/stop runs, {args.kills} kills")
         starts, stops = [], []
@@ -102,11 +63,11 @@ def main() -> None:
             sid = call(
                 "POST", "/scenario/", token, {"source": "loop.mp4", "params": {"loop": True}}
             )["id"]
-            wait(lambda sid=sid: status(sid, token) == "active", 30)
+            wait(lambda sid=sid: status(sid, token) == "active", 30, 0.01)
             starts.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             call("POST", f"/scenario/{sid}/", token, {"status": "init_shutdown"})
-            wait(lambda sid=sid: status(sid, token) == "inactive", 30)
+            wait(lambda sid=sid: status(sid, token) == "inactive", 30, 0.01)
             stops.append(time.perf_counter() - t0)
         print(
             f"POST -> active     p50 {pct(starts, 50) * 1000:7.1f} ms   "
@@ -179,14 +140,6 @@ def main() -> None:
             )
     finally:
         stack.stop_all()
-
-
-def _up() -> bool:
-    try:
-        with urllib.request.urlopen(BASE + "/health/", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

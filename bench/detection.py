@@ -13,44 +13,19 @@ database 13; starts and stops its own stack.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "misis.settings.test")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/misis_bench")
-os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/13"
+from bench.common import Api, fresh_database, wait
 
 PORT = 8766
-BASE = f"http://127.0.0.1:{PORT}"
-
-
-def call(method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
-    req = urllib.request.Request(
-        BASE + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
-def wait(check: Any, timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError("bench step timed out")
+api = Api(PORT)
+call = api.call
 
 
 def ts(value: str) -> float:
@@ -138,19 +113,13 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.02)
     args = parser.parse_args()
 
-    for sql in ("DROP DATABASE IF EXISTS misis_bench", "CREATE DATABASE misis_bench"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
-    import django
-
-    django.setup()
+    fresh_database()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from rest_framework.authtoken.models import Token
 
     from runner.samples import write_people_video
     from tests.integration.stack import Stack
 
-    call_command("migrate", verbosity=0)
     work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
     video = write_people_video(work / "videos" / "people.mp4", frames=args.frames)
     frames = read_frames(video)
@@ -176,7 +145,14 @@ def main() -> None:
     )
     stack.start_all()
     try:
-        wait(lambda: _inference_up(), 120)
+        wait(
+            lambda: (
+                (h := api.health())
+                and h["workers"]["inference"] == 1
+                and h["inference"]["backend"] == "yolo"
+            ),
+            120,
+        )
         run_scenarios(token, 1, len(frames))  # warm the worker on this frame shape
         b, one = run_scenarios(token, 1, len(frames))
         c, four = run_scenarios(token, 4, len(frames))
@@ -210,15 +186,6 @@ def main() -> None:
         print(f"latency p50 - model p50 = {(p50 - p50_model) * 1000:.1f} ms   (target < 50 ms)")
     finally:
         stack.stop_all()
-
-
-def _inference_up() -> bool:
-    try:
-        with urllib.request.urlopen(BASE + "/health/", timeout=2) as resp:
-            body = json.loads(resp.read())
-            return body["workers"]["inference"] == 1 and body["inference"]["backend"] == "yolo"
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -94,11 +94,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "misis.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Counted in the Redis cache, so the limits hold across API processes and machines.
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
+    # Counted in Redis, so the limits hold across API processes and machines.
+    "DEFAULT_THROTTLE_CLASSES": ["misis.throttling.AnonThrottle", "misis.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("MISIS_THROTTLE_ANON", default="120/min"),
         "user": env("MISIS_THROTTLE_USER", default="6000/min"),
