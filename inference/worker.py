@@ -12,12 +12,21 @@ from inference.batcher import Batcher
 logger = logging.getLogger(__name__)
 
 _batcher: Batcher | None = None
+_thread: threading.Thread | None = None
 
 
 def start_batcher() -> dict[str, Any]:
     """Start the batching loop once per process; returns what /health/ shows of it."""
-    global _batcher
+    global _batcher, _thread
     backend, fallback = load_backend()
     _batcher = Batcher(backend)
-    threading.Thread(target=_batcher.run, name="batcher", daemon=True).start()
+    _thread = threading.Thread(target=_batcher.run, name="batcher", daemon=True)
+    _thread.start()
     return {"backend": backend.name, "model": backend.model, "fallback_reason": fallback}
+
+
+def stop_batcher(timeout: float = 30.0) -> None:
+    """Let the batch in hand finish before the process exits (torch aborts if cut mid-call)."""
+    if _batcher is not None and _thread is not None:
+        _batcher.stop_event.set()
+        _thread.join(timeout)

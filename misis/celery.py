@@ -42,3 +42,7 @@ def _on_worker_shutting_down(**_: Any) -> None:
     WORKER_STOPPING.set()
     if _presence is not None:
         _presence.clear()
+        if "inference" in _presence.queues:
+            from inference.worker import stop_batcher
+
+            stop_batcher()

@@ -291,6 +291,8 @@ class ScenarioRunner:
         self.read_reported = read
         self.dropped_reported = dropped
         self.rows = []
+        # Hand the database connection back to the process's pool until the next publish.
+        close_old_connections()
         self.last_publish = time.monotonic()
         if status in _SHUTDOWN:
             self.finish("requested")

@@ -60,8 +60,20 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/misis")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A pool of connections per process, shared by its threads: a runner process with 64 scenario
+# threads holds at most MISIS_DB_POOL_MAX connections, not 64 (PostgreSQL allows 100 by
+# default). Threads hand their connection back after each unit of work. 0 turns pooling off.
+MISIS_DB_POOL_MAX = env.int("MISIS_DB_POOL_MAX", default=8)
+if MISIS_DB_POOL_MAX > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # required with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": MISIS_DB_POOL_MAX,
+        "timeout": env.float("MISIS_DB_POOL_TIMEOUT", default=10.0),
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
