@@ -64,6 +64,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.
 # threads holds at most MISIS_DB_POOL_MAX connections, not 64 (PostgreSQL allows 100 by
 # default). Threads hand their connection back after each unit of work. 0 turns pooling off.
 MISIS_DB_POOL_MAX = env.int("MISIS_DB_POOL_MAX", default=8)
+# Test a connection before use (with the pool: as it leaves the pool). After a database restart
+# the pool holds broken connections; handing one out would fail the request that gets it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if MISIS_DB_POOL_MAX > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # required with a pool
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -73,7 +76,6 @@ if MISIS_DB_POOL_MAX > 0:
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -195,7 +197,8 @@ MISIS_MAX_BATCH = env.int("MISIS_MAX_BATCH", default=4)
 MISIS_MAX_WAIT_MS = env.float("MISIS_MAX_WAIT_MS", default=5.0)
 # Frames a file scenario keeps at the inference workers (live sources always keep one).
 MISIS_MAX_IN_FLIGHT = env.int("MISIS_MAX_IN_FLIGHT", default=2)
-MISIS_INFERENCE_TIMEOUT = env.float("MISIS_INFERENCE_TIMEOUT", default=30.0)
+# A frame whose inference worker died is sent again after this long.
+MISIS_INFERENCE_TIMEOUT = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
 MISIS_MOCK_DELAY_MS = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
 
 CELERY_BEAT_SCHEDULE = {

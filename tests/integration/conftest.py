@@ -32,7 +32,14 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """Beat, orchestrator, two runners and a mock inference worker (10 ms a call)."""
-    yield from _stack(request, video_root, tmp_path_factory, MISIS_MOCK_DELAY_MS="10")
+    yield from _stack(
+        request,
+        video_root,
+        tmp_path_factory,
+        MISIS_MOCK_DELAY_MS="10",
+        # A frame lost with a killed inference worker is sent again after this long.
+        MISIS_INFERENCE_TIMEOUT="5",
+    )
 
 
 @pytest.fixture(scope="module")
