@@ -39,6 +39,9 @@ def stack(
         MISIS_MOCK_DELAY_MS="10",
         # A frame lost with a killed inference worker is sent again after this long.
         MISIS_INFERENCE_TIMEOUT="5",
+        # The chaos test kills processes faster than the default give-up policy tolerates;
+        # giving up is tested on its own (tests/scenarios/test_services.py).
+        MISIS_MAX_RESTARTS="50",
     )
 
 
