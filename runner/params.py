@@ -39,6 +39,21 @@ _RULES: dict[str, tuple[Any, str]] = {
 }
 
 
+def storable_text(value: str) -> bool:
+    """PostgreSQL text and jsonb take neither NUL nor lone surrogates."""
+    return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def _all_storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, list):
+        return all(_all_storable(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_storable(k) and _all_storable(v) for k, v in value.items())
+    return True
+
+
 def validate_params(params: Any) -> dict[str, Any]:
     """The params as given, or ParamsError naming each bad key."""
     if params is None:
@@ -48,7 +63,9 @@ def validate_params(params: Any) -> dict[str, Any]:
     errors: dict[str, str] = {}
     for key, value in params.items():
         rule = _RULES.get(key)
-        if rule is None:
+        if not _all_storable(key) or not _all_storable(value):
+            errors[repr(key)] = "must not contain NUL or unpaired surrogate characters"
+        elif rule is None:
             errors[key] = f"unknown param; known: {', '.join(sorted(_RULES))}"
         elif not rule[0](value):
             errors[key] = f"must be {rule[1]}"

@@ -45,6 +45,19 @@ def resolve_local(source: str, root: Path | None = None) -> Path:
     return path
 
 
+def redact(source: str) -> str:
+    """The source with any password in it replaced by ***, for logs and error texts."""
+    try:
+        parts = urlsplit(source)
+    except ValueError:
+        return source.split("@", 1)[-1] if "@" in source else source
+    if parts.password is None:
+        return source
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 def is_live(source: str) -> bool:
     return urlsplit(source).scheme.lower() in NETWORK_SCHEMES
 
@@ -68,11 +81,11 @@ class VideoSource:
     def open(self) -> None:
         target = self.source if self.live else str(resolve_local(self.source))
         if not self.live and not Path(target).is_file():
-            raise SourceError(f"file not found in the video root: {self.source}")
+            raise SourceError(f"file not found in the video root: {redact(self.source)}")
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open source {self.source}")
+            raise SourceError(f"cannot open source {redact(self.source)}")
         self._cap = cap
         if not self.live:
             self._frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -108,7 +121,7 @@ class VideoSource:
             ok, image = self._cap.read()
         if not ok:
             if self.live:
-                raise SourceError(f"stream {self.source} stopped sending frames")
+                raise SourceError(f"stream {redact(self.source)} stopped sending frames")
             return None
         pts = time.monotonic() if self.live else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         pts = round(pts + self._loop_offset, 6)

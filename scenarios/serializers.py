@@ -18,7 +18,11 @@ def validate_source(value: str) -> str:
     value = value.strip()
     if not value:
         raise serializers.ValidationError("must not be empty")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check (range, digits)
+    except ValueError as exc:
+        raise serializers.ValidationError(f"not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme:
         if scheme not in NETWORK_SCHEMES:

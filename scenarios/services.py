@@ -23,6 +23,7 @@ from django_fsm import can_proceed
 
 from runner.control import signal_stop
 from runner.lease import LeaseLost, lease_holder_epoch
+from runner.sources import redact
 from scenarios.models import (
     RUNNING_STATUSES,
     STARTING_STATUSES,
@@ -89,7 +90,7 @@ def scenario_create(
         owner=owner, source=source, name=name, params=params or {}, deadline_at=_deadline()
     )
     _enqueue(scenario, OutboxKind.START)
-    logger.info("scenario %s: created for source %s", scenario.pk, scenario.source)
+    logger.info("scenario %s: created for source %s", scenario.pk, redact(scenario.source))
     return scenario
 
 
