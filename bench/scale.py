@@ -118,6 +118,7 @@ class CpuMeter:
             sum(self.sys0) - self.sys0.idle - getattr(self.sys0, "iowait", 0.0)
         )
         out["system"] = 100.0 * busy / elapsed
+        out["other"] = out["system"] - sum(out[name] for name in self.groups)
         return out
 
 
@@ -220,6 +221,7 @@ def scale(args: argparse.Namespace, stack: Any, token: str, timeout: float) -> l
             "orchestrator": proc("orchestrator"),
             "api": api_procs,
             "postgres": postgres_procs,
+            "beat+bench": lambda: [psutil.Process(stack.pid("beat")), psutil.Process()],
         }
     )
 
@@ -303,7 +305,8 @@ def failed(step: Step, timeout: float) -> bool:
 HEADER = (
     f"{'N':>4} {'ramp':>5} {'lag p50':>7} {'p99':>6} {'max':>6} {'missed':>6} {'rst':>4} "
     f"{'lost':>4} {'fps':>6} {'fps/N':>5} {'runCPU r1+r2':>12} {'infCPU':>6} {'orchCPU':>7} "
-    f"{'apiCPU':>6} {'pgCPU':>5} {'sysCPU':>6} {'RSS MB':>6} {'MB/scn':>6} {'thr':>5} {'dbcon':>5}"
+    f"{'apiCPU':>6} {'pgCPU':>5} {'sysCPU':>6} {'other':>5} "
+    f"{'RSS MB':>6} {'MB/scn':>6} {'thr':>5} {'dbcon':>5}"
 )
 
 
@@ -311,7 +314,8 @@ def print_step(step: Step, first: bool) -> None:
     if first:
         print(
             "# lag in s; CPU in % of one core (this machine: "
-            f"{CPU_CORES} cores = {100 * CPU_CORES}%); RSS/threads: both runner processes"
+            f"{CPU_CORES} cores = {100 * CPU_CORES}%); other = machine minus this stack, "
+            "PostgreSQL and the bench; RSS/threads: both runner processes"
         )
         print(HEADER)
     lags = step.lags
@@ -323,7 +327,8 @@ def print_step(step: Step, first: bool) -> None:
         f"{step.cpu['inference']:>5.0f}% "
         f"{step.cpu['orchestrator']:>6.0f}% {step.cpu['api']:>5.0f}% "
         f"{step.cpu['postgres']:>4.0f}% "
-        f"{step.cpu['system']:>5.0f}% {step.rss_mb:>6.0f} {step.mb_per:>6.2f} {step.threads:>5} "
+        f"{step.cpu['system']:>5.0f}% {step.cpu['other']:>4.0f}% "
+        f"{step.rss_mb:>6.0f} {step.mb_per:>6.2f} {step.threads:>5} "
         f"{step.db_conns_max:>5}",
         flush=True,
     )
