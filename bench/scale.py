@@ -141,6 +141,8 @@ class Step:
     mb_per: float = 0.0
     threads: int = 0
     db_conns_max: int = 0
+    db_tx: float = 0.0
+    redis_ops: float = 0.0
     split: str = ""
     log_marks: dict[str, int] = field(default_factory=dict)
     note: str = ""
@@ -174,6 +176,21 @@ def db_connections() -> int:
     )
 
 
+def db_commits() -> int:
+    return int(
+        sql(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )[0][0]
+    )
+
+
+def redis_commands() -> int:
+    from misis.redis_client import get_redis
+
+    return int(get_redis().info("stats")["total_commands_processed"])
+
+
 def heartbeat_lags() -> list[float]:
     return [
         float(r[0])
@@ -197,33 +214,30 @@ def log_counts(stack: Any, names: list[str]) -> dict[str, int]:
     return {k: sum(logs.count(m) for m in marks) for k, marks in LOG_MARKS.items()}
 
 
+def stack_meter(stack: Any) -> CpuMeter:
+    """CPU of each part of the stack, PostgreSQL, and this process (the load generator)."""
+
+    def tree(name: str) -> Callable[[], list[psutil.Process]]:
+        def get() -> list[psutil.Process]:
+            p = psutil.Process(stack.pid(name))
+            return [p, *p.children(recursive=True)]
+
+        return get
+
+    groups = {n: tree(n) for n in ("runner1", "runner2", "inference", "orchestrator", "api")}
+    groups["postgres"] = postgres_procs
+    groups["beat"] = tree("beat")
+    groups["bench"] = lambda: [psutil.Process()]
+    return CpuMeter(groups)
+
+
 def scale(args: argparse.Namespace, stack: Any, token: str, timeout: float) -> list[Step]:
     runners = [psutil.Process(stack.pid(n)) for n in ("runner1", "runner2")]
 
     def runner_procs() -> list[psutil.Process]:
         return [q for p in runners for q in (p, *p.children(recursive=True))]
 
-    def one_runner(i: int) -> Callable[[], list[psutil.Process]]:
-        return lambda: [runners[i], *runners[i].children(recursive=True)]
-
-    def proc(name: str) -> Callable[[], list[psutil.Process]]:
-        return lambda: [psutil.Process(stack.pid(name))]
-
-    def api_procs() -> list[psutil.Process]:
-        p = psutil.Process(stack.pid("api"))
-        return [p, *p.children(recursive=True)]
-
-    meter = CpuMeter(
-        {
-            "runner1": one_runner(0),
-            "runner2": one_runner(1),
-            "inference": proc("inference"),
-            "orchestrator": proc("orchestrator"),
-            "api": api_procs,
-            "postgres": postgres_procs,
-            "beat+bench": lambda: [psutil.Process(stack.pid("beat")), psutil.Process()],
-        }
-    )
+    meter = stack_meter(stack)
 
     def rss() -> int:
         return sum(p.memory_info().rss for p in runner_procs())
@@ -257,6 +271,7 @@ def scale(args: argparse.Namespace, stack: Any, token: str, timeout: float) -> l
             step.note = f"only {step.active}/{n} active after {step.ramp_s:.0f} s"
 
         frames1 = totals()[0]
+        tx0, ops0 = db_commits(), redis_commands()
         meter.start()
         m0 = time.monotonic()
         step.min_running = n
@@ -271,6 +286,8 @@ def scale(args: argparse.Namespace, stack: Any, token: str, timeout: float) -> l
         frames2, restarts2, dropped2, inactive2 = totals()
         step.cpu = meter.stop()
         elapsed = time.monotonic() - m0
+        step.db_tx = (db_commits() - tx0) / elapsed
+        step.redis_ops = (redis_commands() - ops0) / elapsed
         step.fps = (frames2 - frames1) / elapsed
         step.restarts = restarts2 - restarts0
         step.dropped = dropped2 - dropped0
@@ -332,7 +349,11 @@ def print_step(step: Step, first: bool) -> None:
         f"{step.db_conns_max:>5}",
         flush=True,
     )
-    extra = [f"scenarios per runner process {step.split}"]
+    extra = [
+        f"scenarios per runner process {step.split}; PostgreSQL {step.db_tx:.0f} tx/s "
+        f"({step.db_tx / step.n:.1f} per scenario); Redis {step.redis_ops:.0f} commands/s "
+        f"({step.redis_ops / step.n:.0f} per scenario; server-wide)"
+    ]
     if step.note:
         extra.append(step.note)
     if step.min_running < step.n:
@@ -432,45 +453,96 @@ def load(
     return result
 
 
-def print_load(what: str, r: Load, clients: int) -> None:
+def print_load(what: str, r: Load, clients: int, cpu: dict[str, float]) -> None:
     n = len(r.times)
     print(
         f"{what:<38} {n:>6} req in {r.elapsed:5.1f} s  {n / r.elapsed:7.1f} req/s  "
         f"p50 {pct(r.times, 50) * 1000:6.1f} ms  p99 {pct(r.times, 99) * 1000:6.1f} ms  "
         f"({clients} clients; status {dict(sorted(r.statuses.items()))}"
         f"{f', {r.errors} connection errors' if r.errors else ''})",
+    )
+    runners = cpu["runner1"] + cpu["runner2"]
+    print(
+        f"{'':<38} CPU: api {cpu['api']:.0f}%, postgres {cpu['postgres']:.0f}%, runners "
+        f"{runners:.0f}%, orchestrator {cpu['orchestrator']:.0f}%, load generator "
+        f"{cpu['bench']:.0f}%, machine {cpu['system']:.0f}% of {100 * CPU_CORES}%",
         flush=True,
     )
 
 
-def api_load(args: argparse.Namespace, token: str, user: Any) -> None:
+def runner_consumers(on: bool) -> None:
+    """Let the runner workers take tasks from the runner queue, or not (celery remote control)."""
+    import socket
+
+    from misis.celery import app
+
+    names = [f"runner{i}@{socket.gethostname()}" for i in (1, 2)]
+    if on:
+        app.control.add_consumer("runner", destination=names, reply=True, timeout=5)
+    else:
+        app.control.cancel_consumer("runner", destination=names, reply=True, timeout=5)
+
+
+def post_and_stop(
+    args: argparse.Namespace, stack: Any, token: str, meter: CpuMeter, paused: bool
+) -> None:
+    """POST /scenario/ under load, then stop each created scenario under load.
+
+    ``paused``: the runner workers take no task meanwhile, so the figure is the API's (and the
+    outbox dispatch's) own cost, not that of the runners starting every scenario it creates.
+    """
+    clients = args.clients
+    how = "runners paused" if paused else "runners live"
+    body = {"source": "loop1.mp4", "params": {"loop": True}}
+    if paused:
+        runner_consumers(False)
+    try:
+        meter.start()
+        r = load(
+            clients,
+            args.api_seconds,
+            args.post_max,
+            lambda i: ("POST", "/scenario/", body),
+            token,
+            keep_bodies=True,
+        )
+        print_load(f"POST /scenario/ ({how})", r, clients, meter.stop())
+        ids = [b["id"] for b in r.bodies]
+        stop = {"status": "init_shutdown"}
+        meter.start()
+        r = load(clients, 60.0, len(ids), lambda i: ("POST", f"/scenario/{ids[i]}/", stop), token)
+        print_load(f"POST /scenario/<id>/ stop ({how})", r, clients, meter.stop())
+        wait_idle(90.0)
+    finally:
+        if paused:
+            runner_consumers(True)
+    if paused:
+        # The start tasks queued meanwhile find their scenarios stopped and return at once.
+        from misis.redis_client import get_redis
+
+        try:
+            wait(lambda: get_redis().llen("runner") == 0, 60, 0.5)
+        except TimeoutError:
+            print("warning: runner queue not drained after 60 s")
+
+
+def api_load(args: argparse.Namespace, stack: Any, token: str, user: Any) -> None:
+    from django.db import connection
+
     from scenarios.models import Scenario
 
     clients = args.clients
     print(
         f"\n# API under load: {clients} keep-alive clients in one process, loopback, "
-        f"~{args.api_seconds:.0f} s each, no scenario running before"
+        f"each phase at most ~{args.api_seconds:.0f} s (POSTs: at most {args.post_max}), "
+        "no scenario running before"
     )
-    body = {"source": "loop1.mp4", "params": {"loop": True}}
-    r = load(
-        clients,
-        args.api_seconds,
-        args.post_max,
-        lambda i: ("POST", "/scenario/", body),
-        token,
-        keep_bodies=True,
-    )
-    print_load(f"POST /scenario/ (at most {args.post_max})", r, clients)
-    ids = [b["id"] for b in r.bodies]
-    stop = {"status": "init_shutdown"}
-    r = load(clients, 60.0, len(ids), lambda i: ("POST", f"/scenario/{ids[i]}/", stop), token)
-    print_load("POST /scenario/<id>/ init_shutdown", r, clients)
-    wait_idle(90.0)
+    meter = stack_meter(stack)
+    for paused in (True, False):
+        post_and_stop(args, stack, token, meter, paused)
 
     scenario = Scenario.objects.create(owner=user, source="none.mp4", status="inactive")
     t0 = time.perf_counter()
-    from django.db import connection
-
     with connection.cursor() as cur:
         cur.execute(
             """
@@ -488,6 +560,7 @@ def api_load(args: argparse.Namespace, token: str, user: Any) -> None:
     print(f"inserted {args.rows} prediction rows in {time.perf_counter() - t0:.1f} s")
     rows = args.rows
     rng = random.Random(1)
+    meter.start()
     r = load(
         clients,
         args.api_seconds,
@@ -499,7 +572,7 @@ def api_load(args: argparse.Namespace, token: str, user: Any) -> None:
         ),
         token,
     )
-    print_load(f"GET /prediction/ limit=100 ({rows} rows)", r, clients)
+    print_load(f"GET /prediction/ limit=100 ({rows} rows)", r, clients, meter.stop())
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -574,7 +647,7 @@ def main() -> None:
             )
         stop_all_scenarios(token)
         if not args.skip_api:
-            api_load(args, token, user)
+            api_load(args, stack, token, user)
     finally:
         stack.stop_all()
         print(f"# bench wall time {time.monotonic() - t_bench:.0f} s")

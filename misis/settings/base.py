@@ -173,8 +173,14 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 MISIS_HEARTBEAT_INTERVAL = env.float("MISIS_HEARTBEAT_INTERVAL", default=1.0)
 # A runner whose heartbeat is older than this is presumed dead and replaced.
 MISIS_HEARTBEAT_TIMEOUT = env.float("MISIS_HEARTBEAT_TIMEOUT", default=5.0)
-# The lease outlives about three heartbeats, so one slow beat does not lose it.
-MISIS_LEASE_TTL = env.float("MISIS_LEASE_TTL", default=3.0 * MISIS_HEARTBEAT_INTERVAL)
+# The lease outlives the watchdog's patience: a runner starved of CPU for a few seconds keeps
+# it until the watchdog has really replaced it (a newer epoch takes a lease over at once, and
+# the database fence stops the old writer), instead of quitting on its own and adding a
+# restart to an already overloaded machine (bench/scale.py found that snowball at 300).
+MISIS_LEASE_TTL = env.float(
+    "MISIS_LEASE_TTL",
+    default=max(3.0 * MISIS_HEARTBEAT_INTERVAL, MISIS_HEARTBEAT_TIMEOUT + MISIS_HEARTBEAT_INTERVAL),
+)
 MISIS_WATCHDOG_INTERVAL = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
 MISIS_OUTBOX_RELAY_INTERVAL = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
 # Outbox rows the fast path has not sent after this long are sent by the relay.
