@@ -26,6 +26,37 @@ def fresh_database() -> None:
     call_command("migrate", verbosity=0)
 
 
+def bench_token(username: str = "bench") -> str:
+    """A user and its API token in the bench database."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user(username=username)
+    return str(Token.objects.create(user=user).key)
+
+
+def insert_predictions(scenario_id: object, rows: int) -> float:
+    """``rows`` predictions for one scenario, written by PostgreSQL itself; returns seconds."""
+    from django.db import connection
+
+    t0 = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO scenarios_prediction
+                (scenario_id, frame_index, epoch, pts, captured_at, width, height,
+                 inference_ms, boxes)
+            SELECT %s, g, 1, g / 25.0, now(), 1280, 720, 40.0,
+                   '[{"label": "person", "class_id": 0, "confidence": 0.9,
+                      "x1": 10, "y1": 20, "x2": 110, "y2": 300}]'::jsonb
+            FROM generate_series(0, %s - 1) AS g
+            """,
+            [scenario_id, rows],
+        )
+        cur.execute("ANALYZE scenarios_prediction")
+    return time.perf_counter() - t0
+
+
 def wait(check: Any, timeout: float, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

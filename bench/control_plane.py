@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Api, fresh_database, wait
+from bench.common import Api, bench_token, fresh_database, insert_predictions, wait
 
 PORT = 8765
 api = Api(PORT)
@@ -41,17 +41,13 @@ def main() -> None:
     args = parser.parse_args()
 
     fresh_database()
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-    from rest_framework.authtoken.models import Token
 
     from runner.samples import write_sample_video
     from tests.integration.stack import Stack
 
     work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
     write_sample_video(work / "videos" / "loop.mp4", frames=200)
-    user = get_user_model().objects.create_user(username="bench")
-    token = Token.objects.create(user=user).key
+    token = bench_token()
     stack = Stack(work, work / "videos", api_port=PORT, MISIS_MOCK_DELAY_MS="10")
     stack.start_all()
     wait(api.health, 30)
@@ -110,22 +106,8 @@ def main() -> None:
 
         sid = call("POST", "/scenario/", token, {"source": "missing.mp4"})["id"]
         wait(lambda: call("GET", f"/scenario/{sid}/", token)["status"] == "inactive", 30, 0.2)
-        t0 = time.perf_counter()
-        with connection.cursor() as cur:
-            cur.execute(
-                """
-                INSERT INTO scenarios_prediction
-                    (scenario_id, frame_index, epoch, pts, captured_at, width, height,
-                     inference_ms, boxes)
-                SELECT %s, g, 1, g / 25.0, now(), 1280, 720, 40.0,
-                       '[{"label": "person", "class_id": 0, "confidence": 0.9,
-                          "x1": 10, "y1": 20, "x2": 110, "y2": 300}]'::jsonb
-                FROM generate_series(0, %s - 1) AS g
-                """,
-                [sid, args.rows],
-            )
-            cur.execute("ANALYZE scenarios_prediction")
-        print(f"inserted {args.rows} prediction rows in {time.perf_counter() - t0:.1f} s")
+        seconds = insert_predictions(sid, args.rows)
+        print(f"inserted {args.rows} prediction rows in {seconds:.1f} s")
         for limit in (100, 1000):
             times = []
             for _ in range(200):

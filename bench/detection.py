@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import Api, fresh_database, wait
+from bench.common import Api, bench_token, fresh_database, wait
 
 PORT = 8766
 api = Api(PORT)
@@ -114,8 +114,6 @@ def main() -> None:
     args = parser.parse_args()
 
     fresh_database()
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     from runner.samples import write_people_video
     from tests.integration.stack import Stack
@@ -133,8 +131,7 @@ def main() -> None:
     model = YoloBackend(default_model_path(), device=args.device, threads=args.threads)
     a_before = direct(model, frames)
 
-    user = get_user_model().objects.create_user(username="bench")
-    token = Token.objects.create(user=user).key
+    token = bench_token()
     stack = Stack(
         work,
         work / "videos",

@@ -37,7 +37,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import Api, fresh_database, wait
+from bench.common import Api, fresh_database, insert_predictions, wait
 
 PORT = 8767
 api = Api(PORT)
@@ -527,8 +527,6 @@ def post_and_stop(
 
 
 def api_load(args: argparse.Namespace, stack: Any, token: str, user: Any) -> None:
-    from django.db import connection
-
     from scenarios.models import Scenario
 
     clients = args.clients
@@ -542,22 +540,8 @@ def api_load(args: argparse.Namespace, stack: Any, token: str, user: Any) -> Non
         post_and_stop(args, stack, token, meter, paused)
 
     scenario = Scenario.objects.create(owner=user, source="none.mp4", status="inactive")
-    t0 = time.perf_counter()
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO scenarios_prediction
-                (scenario_id, frame_index, epoch, pts, captured_at, width, height,
-                 inference_ms, boxes)
-            SELECT %s, g, 1, g / 25.0, now(), 1280, 720, 40.0,
-                   '[{"label": "person", "class_id": 0, "confidence": 0.9,
-                      "x1": 10, "y1": 20, "x2": 110, "y2": 300}]'::jsonb
-            FROM generate_series(0, %s - 1) AS g
-            """,
-            [scenario.pk, args.rows],
-        )
-        cur.execute("ANALYZE scenarios_prediction")
-    print(f"inserted {args.rows} prediction rows in {time.perf_counter() - t0:.1f} s")
+    seconds = insert_predictions(scenario.pk, args.rows)
+    print(f"inserted {args.rows} prediction rows in {seconds:.1f} s")
     rows = args.rows
     rng = random.Random(1)
     meter.start()

@@ -73,6 +73,3 @@ class InferenceClient:
         return tag, Detection(
             boxes=body["boxes"], inference_ms=body["inference_ms"], batch_size=body["batch"]
         )
-
-    def drop_all(self) -> None:
-        self.in_flight.clear()

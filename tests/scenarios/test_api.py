@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from scenarios import services
 from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status
 from tests.conftest import queued
+from tests.factories import PATH_TO
 
 pytestmark = pytest.mark.django_db
 
@@ -47,16 +48,6 @@ SCENARIO_FIELDS = {
 PAGE_FIELDS = {"scenario_id", "status", "next", "results"}
 RESULT_FIELDS = {"frame_index", "pts", "captured_at", "width", "height", "inference_ms", "boxes"}
 BOX_FIELDS = {"label", "class_id", "confidence", "x1", "y1", "x2", "y2"}
-
-# The transitions that walk a freshly created scenario (init_startup) to each status.
-PATH_TO: dict[str, list[str]] = {
-    Status.INIT_STARTUP: [],
-    Status.IN_STARTUP_PROCESSING: ["begin_startup"],
-    Status.ACTIVE: ["begin_startup", "activate"],
-    Status.INIT_SHUTDOWN: ["request_shutdown"],
-    Status.IN_SHUTDOWN_PROCESSING: ["request_shutdown", "begin_shutdown"],
-    Status.INACTIVE: ["request_shutdown", "begin_shutdown", "finish_shutdown"],
-}
 
 
 # --- helpers --------------------------------------------------------------------------------
