@@ -63,14 +63,35 @@ ensure_venv() {
   touch "$stamp"
 }
 
+# Debian packages the tests need: installed only as root, with one apt-get update per run.
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 # The browser test drives Debian's Chromium; install it on a machine that lacks it.
 ensure_chromium() {
   command -v chromium >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian's chromium (browser test)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
   else
     log "chromium is missing and cannot be installed here (need root and apt-get)"
+  fi
+}
+
+# The live-source tests serve RTSP with gst-rtsp-server, run by Debian's python3 through
+# PyGObject (tests/media_servers/rtsp_server.py); neither comes from pip.
+ensure_gstreamer() {
+  local check='import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer'
+  /usr/bin/python3 -c "$check" 2>/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing GStreamer's RTSP server (live-source tests)"
+    apt_install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+  else
+    log "gst-rtsp-server is missing and cannot be installed here (need root and apt-get)"
   fi
 }
 
@@ -80,6 +101,7 @@ if [ "${1:-}" = "--test" ]; then
   ensure_postgres
   ensure_redis
   ensure_chromium
+  ensure_gstreamer
   export DJANGO_SETTINGS_MODULE=misis.settings.test
   log "ruff"
   "$VENV/bin/ruff" check .

@@ -31,6 +31,7 @@ COUNTERS = {
     "frames_dropped": "Live frames dropped because the detector was busy",
     "inference_frames": "Frames run through the detector",
     "inference_batches": "Detector calls (batches)",
+    "source_reconnects": "Live streams reopened after they dropped out",
 }
 HISTOGRAMS = {
     "inference_latency_seconds": (

@@ -24,17 +24,11 @@ from inference.preprocess import Letterbox, letterbox
 from misis import metrics
 from misis.logs import scenario_context
 from runner.control import stop_requested
+from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.lease import Lease, LeaseLost
 from runner.params import Params
 from runner.preview import PreviewWriter
-from runner.sources import (
-    FileFeed,
-    Frame,
-    LatestFrameFeed,
-    SourceError,
-    VideoSource,
-    open_feed,
-)
+from runner.sources import Frame, SourceError, VideoSource
 from scenarios import services
 from scenarios.models import Status
 
@@ -118,6 +112,7 @@ class ScenarioRunner:
         self.rows: list[services.PredictionRow] = []
         self.feed: FileFeed | LatestFrameFeed | None = None
         self.dropped_reported = 0
+        self.reconnects_reported = 0
         self.read_reported = 0  # frame index up to which frames_read was counted
         self.source: VideoSource | None = None
         self.preview = PreviewWriter(scenario_id)
@@ -155,7 +150,8 @@ class ScenarioRunner:
             )
             self.loop()
         finally:
-            self.source.close()
+            if self.feed is None:  # a feed closes its source itself, from its reader thread
+                self.source.close()
 
     def open_source(self) -> None:
         retries = max(1, settings.MISIS_OPEN_RETRIES)
@@ -181,7 +177,11 @@ class ScenarioRunner:
     # --- the frame loop -------------------------------------------------------------------
     def loop(self) -> None:
         assert self.source is not None
-        feed = open_feed(self.source)
+        feed = open_feed(
+            self.source,
+            scenario_id=self.scenario_id,
+            reconnect_timeout=self.params.reconnect_timeout,
+        )
         self.feed = feed
         # A file keeps frames queued at the detector so it never idles between them; a live
         # source sends one at a time, so each prediction is about the newest frame.
@@ -208,7 +208,10 @@ class ScenarioRunner:
                 took = False
                 if not feed.ended and not client.full:
                     idle = not client.in_flight and not self.rows
-                    frame = feed.next_frame(timeout=0.05 if idle else 0.0)
+                    try:
+                        frame = feed.next_frame(timeout=0.05 if idle else 0.0)
+                    except SourceError as exc:
+                        self.fail(exc, client)
                     if frame is not None:
                         took = True
                         if sampler.take(frame.pts):
@@ -233,6 +236,12 @@ class ScenarioRunner:
                     self.finish("end_of_stream")
         finally:
             feed.close()
+
+    def fail(self, exc: SourceError, client: InferenceClient) -> None:
+        """The source is gone for good: publish what is done, end ``inactive`` with the error."""
+        logger.error("scenario %s: source failed: %s", self.scenario_id, exc)
+        self.publish(frontier=self.frontier(client))
+        self.finish("error", error=str(exc))
 
     def _row(self, tag: _Tag, det: Detection) -> services.PredictionRow:
         self.done_times.append(time.monotonic())
@@ -272,6 +281,8 @@ class ScenarioRunner:
         """Renew the lease, then write pending rows and the heartbeat; fenced by epoch."""
         self.lease.renew()
         dropped = self.feed.dropped if self.feed is not None else 0
+        stream = self.feed.status() if self.feed is not None else None
+        reconnects = stream.reconnects if stream is not None else self.reconnects_reported
         status = services.runner_publish(
             scenario_id=self.scenario_id,
             epoch=self.epoch,
@@ -279,7 +290,10 @@ class ScenarioRunner:
             next_frame=frontier if frontier is not None else 0,
             frames_dropped=dropped - self.dropped_reported,
             fps=self.fps(),
+            stream=stream,
+            reconnects=reconnects - self.reconnects_reported,
         )
+        self.reconnects_reported = reconnects
         read = self.source.next_index if self.source is not None else self.read_reported
         metrics.record(
             {

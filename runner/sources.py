@@ -1,9 +1,21 @@
-"""Video sources read with OpenCV: local files under MISIS_VIDEO_ROOT (more schemes later)."""
+"""Video sources read with OpenCV's FFmpeg backend.
+
+- local files under MISIS_VIDEO_ROOT (symlinks resolved, never outside the root);
+- ``s3://bucket/key`` objects, handed to FFmpeg as a presigned URL (no copy on local disk);
+- ``http(s)://`` URLs: a file (progressive download, VOD) when FFmpeg reports a frame count,
+  otherwise a live stream (MJPEG, HLS live);
+- ``rtsp(s)://`` cameras, and ``onvif://`` cameras resolved to their RTSP URI on every open.
+
+Files are read frame by frame and resume at ``start_frame``; live streams are opened with
+bounded open and read timeouts, so a frozen camera is noticed within the read timeout instead
+of blocking a read for half a minute; runner/feeds.py reconnects them.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +27,16 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from runner.redact import redact
+
 logger = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
+LIVE_SCHEMES = ("rtsp", "rtsps", "onvif")
+NETWORK_SCHEMES = (*LIVE_SCHEMES, "http", "https")
+SCHEMES = (*NETWORK_SCHEMES, "s3")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
+
+__all__ = ["Frame", "SourceError", "VideoSource", "redact", "resolve_local"]
 
 
 class SourceError(Exception):
@@ -45,21 +64,51 @@ def resolve_local(source: str, root: Path | None = None) -> Path:
     return path
 
 
-def redact(source: str) -> str:
-    """The source with any password in it replaced by ***, for logs and error texts."""
+def scheme_of(source: str) -> str:
     try:
-        parts = urlsplit(source)
+        return urlsplit(source).scheme.lower()
     except ValueError:
-        return source.split("@", 1)[-1] if "@" in source else source
-    if parts.password is None:
-        return source
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+        return ""
 
 
 def is_live(source: str) -> bool:
-    return urlsplit(source).scheme.lower() in NETWORK_SCHEMES
+    """Known to be live before it is opened (http(s) is decided once FFmpeg has looked)."""
+    return scheme_of(source) in LIVE_SCHEMES
+
+
+def _ffmpeg_options() -> None:
+    # Read by OpenCV at every open; one value per process (RTSP transport for every camera).
+    os.environ.setdefault(
+        "OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{settings.MISIS_RTSP_TRANSPORT}"
+    )
+
+
+def _probe(url: str, timeout: float) -> None:
+    """Connect to the URL's host and port first: OpenCV only says "cannot open", this says why."""
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    if not host or not port:
+        return
+    shown = f"{host}:{port}"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as exc:
+        raise SourceError(f"cannot resolve host {host}: {exc.strerror}") from None
+    except TimeoutError:
+        raise SourceError(f"{shown} did not answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise SourceError(f"cannot connect to {shown}: {exc.strerror or exc}") from None
+
+
+def _check_host(url: str) -> None:
+    from runner.hosts import HostRefused, check_url
+
+    try:
+        check_url(url)
+    except HostRefused as exc:
+        raise SourceError(str(exc)) from None
+    except LookupError as exc:
+        raise SourceError(str(exc)) from None
 
 
 class VideoSource:
@@ -67,6 +116,7 @@ class VideoSource:
 
     def __init__(self, source: str, *, start_frame: int = 0, loop: bool = False) -> None:
         self.source = source
+        self.scheme = scheme_of(source)
         self.loop = loop
         self.live = is_live(source)
         self.next_index = start_frame
@@ -74,21 +124,59 @@ class VideoSource:
         self._frame_count = 0
         self._loop_offset = 0.0  # pts of completed loops
         self._duration = 0.0
+        self._opened_once = False
         # A looping file stands in for a camera: it is played at its own frame rate.
         self.realtime = loop and not self.live
         self._clock: tuple[float, float] | None = None  # (monotonic, pts) of the first frame
 
-    def open(self) -> None:
-        target = self.source if self.live else str(resolve_local(self.source))
-        if not self.live and not Path(target).is_file():
-            raise SourceError(f"file not found in the video root: {redact(self.source)}")
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+    def _target(self, open_timeout: float) -> str:
+        """What FFmpeg opens: a path, a presigned URL, a camera URL; checked for each open."""
+        if not self.scheme:
+            path = resolve_local(self.source)
+            if not path.is_file():
+                raise SourceError(f"file not found in the video root: {self.source}")
+            return str(path)
+        if self.scheme == "s3":
+            from videos.storage import presigned_url
+
+            return presigned_url(self.source)
+        url = self.source
+        if self.scheme == "onvif":
+            from runner.onvif import resolve_stream_uri
+
+            # The device and the Media service it names are checked before they are asked.
+            url = resolve_stream_uri(self.source, timeout=open_timeout, check_url=_check_host)
+        _check_host(url)
+        _probe(url, open_timeout)
+        return url
+
+    def open(self, open_timeout: float | None = None) -> None:
+        """Open (or, for a live stream, reopen) the source. Raises SourceError."""
+        self.close()
+        open_timeout = open_timeout or settings.MISIS_STREAM_OPEN_TIMEOUT
+        target = self._target(open_timeout)
+        params: list[int] = []
+        if self.scheme:
+            _ffmpeg_options()
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(open_timeout * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(settings.MISIS_STREAM_READ_TIMEOUT * 1000),
+            ]
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open source {redact(self.source)}")
+            hint = " (wrong path or credentials, or not a video?)" if self.scheme else ""
+            raise SourceError(f"cannot open source {redact(self.source)}{hint}")
         self._cap = cap
+        frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if self.scheme in ("http", "https") and not self._opened_once:
+            # A progressive download or VOD has an end; MJPEG and live HLS report no frames.
+            self.live = frame_count <= 0
+        self._opened_once = True
         if not self.live:
-            self._frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self._frame_count = max(frame_count, 0)
             fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
             self._duration = self._frame_count / fps if self._frame_count else 0.0
             self._skip_to(self.next_index)
@@ -112,27 +200,38 @@ class VideoSource:
                 break
 
     def read(self) -> Frame | None:
-        """The next frame, or None at the end of a file that does not loop."""
-        assert self._cap is not None, "open() first"
+        """The next frame, or None at the end of a file that does not loop.
+
+        A live stream that sends nothing within the read timeout, or ends, raises SourceError.
+        """
+        if self._cap is None:
+            raise SourceError(f"source {redact(self.source)} is not open")
+        started = time.monotonic()
         ok, image = self._cap.read()
+        if (
+            ok
+            and self.live
+            and time.monotonic() - started >= 0.9 * settings.MISIS_STREAM_READ_TIMEOUT
+        ):
+            # FFmpeg's read timeout fired but it still had buffered packets to decode: the
+            # source has stopped (a frozen RTSP server gives two such frames, 2 timeouts late).
+            ok = False
         if not ok and self.loop and not self.live and self._frame_count:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._loop_offset += self._duration
             ok, image = self._cap.read()
         if not ok:
             if self.live:
-                raise SourceError(f"stream {redact(self.source)} stopped sending frames")
+                raise SourceError(
+                    f"stream {redact(self.source)} sent no frame within"
+                    f" {settings.MISIS_STREAM_READ_TIMEOUT:g} s or ended"
+                )
             return None
         pts = time.monotonic() if self.live else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         pts = round(pts + self._loop_offset, 6)
         if self.realtime:
             self._pace(pts)
-        frame = Frame(
-            index=self.next_index,
-            pts=pts,
-            captured_at=timezone.now(),
-            image=image,
-        )
+        frame = Frame(index=self.next_index, pts=pts, captured_at=timezone.now(), image=image)
         self.next_index += 1
         return frame
 
@@ -149,80 +248,3 @@ class VideoSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
-
-
-class FileFeed:
-    """Every frame of a file, in order: the loop waits for the detector, nothing is dropped."""
-
-    def __init__(self, source: VideoSource) -> None:
-        self.source = source
-        self.ended = False
-        self.dropped = 0
-
-    def next_frame(self, timeout: float) -> Frame | None:
-        frame = self.source.read()
-        if frame is None:
-            self.ended = True
-        return frame
-
-    def close(self) -> None:
-        self.source.close()
-
-
-class LatestFrameFeed:
-    """A live source read in its own thread; the loop always gets the newest frame.
-
-    When the detector is slower than the source, frames the loop never looked at are
-    overwritten and counted in ``dropped``: nothing queues up without bound, and a prediction
-    is never about a stale frame.
-    """
-
-    def __init__(self, source: VideoSource) -> None:
-        self.source = source
-        self.ended = False
-        self.dropped = 0
-        self._latest: Frame | None = None
-        self._error: BaseException | None = None
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="frame-reader", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            while not self._stop.is_set():
-                frame = self.source.read()
-                with self._cond:
-                    if frame is None:
-                        self.ended = True
-                        self._cond.notify_all()
-                        return
-                    if self._latest is not None:
-                        self.dropped += 1
-                    self._latest = frame
-                    self._cond.notify_all()
-        except BaseException as exc:  # handed to the loop, which decides what it means
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
-
-    def next_frame(self, timeout: float) -> Frame | None:
-        with self._cond:
-            if self._latest is None and self._error is None and not self.ended and timeout > 0:
-                self._cond.wait(timeout)
-            if self._error is not None:
-                raise self._error
-            frame, self._latest = self._latest, None
-            return frame
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.source.close()
-
-
-def open_feed(source: VideoSource) -> FileFeed | LatestFrameFeed:
-    """Live sources and looping files (which stand in for cameras) drop stale frames."""
-    if source.live or source.loop:
-        return LatestFrameFeed(source)
-    return FileFeed(source)

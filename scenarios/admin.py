@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from runner.redact import redact
 from scenarios import services
 from scenarios.models import OutboxMessage, Prediction, Scenario
 
@@ -17,6 +18,7 @@ class ScenarioAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "name",
+        "masked_source",
         "status",
         "runner",
         "heartbeat_age",
@@ -29,7 +31,13 @@ class ScenarioAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "stop_reason")
     search_fields = ("id", "name", "source", "runner")
-    readonly_fields = [*(f.name for f in Scenario._meta.fields), "latest_predictions"]
+    # The stored source may hold a camera password: pages show it masked, never in a form.
+    exclude = ("source",)
+    readonly_fields = [
+        *(f.name for f in Scenario._meta.fields if f.name != "source"),
+        "masked_source",
+        "latest_predictions",
+    ]
     actions = ("start_scenarios", "stop_scenarios")
 
     @admin.display(description="latest predictions")
@@ -54,6 +62,10 @@ class ScenarioAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+    @admin.display(description="source")
+    def masked_source(self, obj: Scenario) -> str:
+        return redact(obj.source)
 
     @admin.display(description="heartbeat age (s)")
     def heartbeat_age(self, obj: Scenario) -> str:

@@ -64,6 +64,11 @@ class Scenario(models.Model):
     restarts = models.PositiveIntegerField(default=0)
     # Restarts in a row without the runner getting anywhere; bounded by MISIS_MAX_RESTARTS.
     failed_restarts = models.PositiveIntegerField(default=0)
+    # Live sources only: whether the runner has the stream now, and how often it reopened it.
+    stream_state = models.CharField(max_length=16, null=True, blank=True)
+    reconnects = models.PositiveIntegerField(default=0)
+    last_frame_at = models.DateTimeField(null=True, blank=True)
+    stream_error = models.TextField(null=True, blank=True)
     stop_reason = models.CharField(max_length=32, choices=StopReason.choices, null=True, blank=True)
     error = models.TextField(null=True, blank=True)
 
@@ -72,7 +77,9 @@ class Scenario(models.Model):
         indexes = [models.Index(fields=("status", "deadline_at"), name="scenario_watchdog_idx")]
 
     def __str__(self) -> str:
-        return f"{self.name or self.source} ({self.id})"
+        from runner.redact import redact
+
+        return f"{self.name or redact(self.source)} ({self.id})"
 
     @property
     def progress(self) -> float | None:

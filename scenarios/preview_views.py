@@ -29,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from runner import preview
+from runner.redact import redact
 from scenarios import selectors
 from scenarios.serializers import ScenarioSerializer
 
@@ -120,7 +121,7 @@ class ScenarioPreviewPage(_PreviewView):
         response = render(
             request._request,
             "scenarios/preview.html",
-            {"scenario": scenario, "config": config},
+            {"scenario": scenario, "source": redact(scenario.source), "config": config},
         )
         response["Referrer-Policy"] = "no-referrer"
         return _no_store(response)

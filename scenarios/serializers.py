@@ -5,40 +5,68 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runner.params import ParamsError, validate_params
-from runner.sources import SourceError, resolve_local
+from runner.hosts import HostRefused, check_host
+from runner.onvif import validate_onvif_source
+from runner.params import ParamsError, storable_text, validate_params
+from runner.redact import redact
+from runner.sources import SCHEMES, SourceError, resolve_local
 from scenarios.models import Scenario, Status
-
-NETWORK_SCHEMES = ("rtsp", "rtsps", "onvif", "http", "https", "s3")
 
 
 def validate_source(value: str) -> str:
+    """The source, or ValidationError: scheme, host policy, path inside the video root.
+
+    Reachability is not checked here: a camera may be down now and up when the runner opens
+    it; an unreachable source ends the scenario ``inactive`` with a readable error instead.
+    """
     value = value.strip()
     if not value:
         raise serializers.ValidationError("must not be empty")
+    if not storable_text(value) or any(ch in value for ch in "\r\n\t"):
+        raise serializers.ValidationError("must not contain NUL, control or surrogate characters")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - parsing the port is the check (range, digits)
     except ValueError as exc:
         raise serializers.ValidationError(f"not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme:
-        if scheme not in NETWORK_SCHEMES:
-            raise serializers.ValidationError(
-                f"scheme {scheme!r} is not supported; use one of {', '.join(NETWORK_SCHEMES)}"
-                " or a path relative to the video root"
-            )
-        if not parts.netloc:
-            raise serializers.ValidationError(f"{scheme} source needs a host (or bucket)")
+    if not scheme:
+        try:
+            resolve_local(value)
+        except SourceError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
         return value
-    if "\x00" in value:
-        raise serializers.ValidationError("must not contain NUL")
+    if scheme not in SCHEMES:
+        raise serializers.ValidationError(
+            f"scheme {scheme!r} is not supported; use one of {', '.join(SCHEMES)}"
+            " or a path relative to the video root"
+        )
+    if not parts.hostname:
+        raise serializers.ValidationError(f"{scheme} source needs a host (or bucket)")
+    if scheme == "s3":
+        if not parts.path.strip("/"):
+            raise serializers.ValidationError("s3 source needs a key: s3://bucket/key")
+        from videos.storage import s3_configured  # boto3 loads only for s3 sources
+
+        if not s3_configured():
+            raise serializers.ValidationError(
+                "s3 sources need object storage configured (AWS_STORAGE_BUCKET_NAME and friends)"
+            )
+        return value
+    if scheme == "onvif":
+        try:
+            validate_onvif_source(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
     try:
-        resolve_local(value)
-    except SourceError as exc:
-        raise serializers.ValidationError(str(exc)) from exc
+        check_host(parts.hostname)
+    except HostRefused as exc:
+        raise serializers.ValidationError(str(exc)) from None
+    except LookupError:
+        pass  # the runner retries, and ends with "cannot resolve host" if it never resolves
     return value
 
 
@@ -76,8 +104,34 @@ class ScenarioCommandSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[Status.INIT_SHUTDOWN, Status.INIT_STARTUP])
 
 
+class StreamSerializer(serializers.Serializer):
+    state = serializers.CharField(
+        source="stream_state", help_text="connected, or reconnecting after the stream dropped out"
+    )
+    reconnects = serializers.IntegerField(help_text="Times the stream was reopened.")
+    last_frame_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(
+        source="stream_error", allow_null=True, help_text="Why the last read or reconnect failed."
+    )
+
+
 class ScenarioSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True, allow_null=True)
+    source = serializers.SerializerMethodField(
+        help_text="The source as given, with its password and secret query values masked."
+    )
+    stream = serializers.SerializerMethodField(
+        help_text="Live sources: whether the runner has the stream now; null for files."
+    )
+
+    def get_source(self, obj: Scenario) -> str:
+        return redact(obj.source)
+
+    @extend_schema_field(StreamSerializer(allow_null=True))
+    def get_stream(self, obj: Scenario) -> dict[str, Any] | None:
+        if not obj.stream_state:
+            return None
+        return StreamSerializer(obj).data
 
     class Meta:
         model = Scenario
@@ -100,6 +154,7 @@ class ScenarioSerializer(serializers.ModelSerializer):
             "error",
             "epoch",
             "progress",
+            "stream",
         )
         read_only_fields = fields
 

@@ -22,8 +22,9 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from runner.control import signal_stop
+from runner.feeds import StreamStatus
 from runner.lease import LeaseLost, lease_holder_epoch
-from runner.sources import redact
+from runner.redact import redact
 from scenarios.models import (
     RUNNING_STATUSES,
     STARTING_STATUSES,
@@ -295,6 +296,8 @@ def runner_publish(
     next_frame: int,
     frames_dropped: int = 0,
     fps: float | None = None,
+    stream: StreamStatus | None = None,
+    reconnects: int = 0,
 ) -> str:
     """Publish predictions and beat the heart, fenced by epoch. Returns the current status.
 
@@ -326,6 +329,11 @@ def runner_publish(
     scenario.frames_dropped += frames_dropped
     if fps is not None:
         scenario.fps = round(fps, 2)
+    if stream is not None:
+        scenario.stream_state = stream.state
+        scenario.reconnects += reconnects
+        scenario.last_frame_at = stream.last_frame_at or scenario.last_frame_at
+        scenario.stream_error = stream.error
     scenario.heartbeat_at = timezone.now()
     scenario.deadline_at = _deadline()
     scenario.save()
@@ -455,6 +463,7 @@ def _finish(scenario: Scenario, *, reason: str, error: str | None = None) -> Non
     scenario.runner = None
     scenario.fps = 0.0
     scenario.deadline_at = None
+    scenario.stream_state = None
 
 
 @transaction.atomic

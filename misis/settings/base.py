@@ -91,12 +91,27 @@ MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Uploaded videos (POST /video/): under MISIS_VIDEO_ROOT, so that the source an upload
+    # returns is a relative path the runner already reads; the bucket when S3 is configured.
+    "videos": {"BACKEND": "videos.backends.VideoFileSystemStorage"},
 }
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    STORAGES["videos"] = {"BACKEND": "videos.backends.VideoS3Storage"}
     AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
     AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
+    # "path" for S3-compatible stores addressed by IP or a single host name (SeaweedFS, MinIO);
+    # unset: boto3 decides (virtual-hosted on AWS). The keys come from AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY in the environment, read by boto3 itself.
+    AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default=None)
+# A bigger upload is refused from its Content-Length, before the body is read.
+MISIS_UPLOAD_MAX_BYTES = env.int("MISIS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# Uploaded files above this size stream to a temporary file instead of memory (Django's default,
+# written out so that nobody raises it towards MISIS_UPLOAD_MAX_BYTES).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Form fields and JSON bodies besides files: the API takes no large one.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -192,6 +207,28 @@ MISIS_OPEN_RETRIES = env.int("MISIS_OPEN_RETRIES", default=3)
 MISIS_PUBLISH_INTERVAL = env.float("MISIS_PUBLISH_INTERVAL", default=0.02)
 MISIS_PUBLISH_BATCH = env.int("MISIS_PUBLISH_BATCH", default=50)
 MISIS_VIDEO_ROOT = Path(env("MISIS_VIDEO_ROOT", default=str(BASE_DIR / "media" / "videos")))
+
+# --- live and network sources ---------------------------------------------------------------
+# A camera that stops answering would otherwise block a read for 30 s and more.
+MISIS_STREAM_OPEN_TIMEOUT = env.float("MISIS_STREAM_OPEN_TIMEOUT", default=10.0)
+MISIS_STREAM_READ_TIMEOUT = env.float("MISIS_STREAM_READ_TIMEOUT", default=5.0)
+# RTSP over TCP by default: UDP loses packets (smeared frames) behind NAT and on busy links.
+MISIS_RTSP_TRANSPORT = env("MISIS_RTSP_TRANSPORT", default="tcp")
+MISIS_RECONNECT_BACKOFF_BASE = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
+MISIS_RECONNECT_BACKOFF_MAX = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
+# Hosts network sources may connect to (runner/hosts.py): IP networks, names, ".domain" suffixes.
+# Empty allow list: any host not denied. The metadata services are denied everywhere; production
+# settings deny loopback and link-local too.
+MISIS_SOURCE_ALLOW = env.list("MISIS_SOURCE_ALLOW", default=[])
+MISIS_SOURCE_DENY = env.list(
+    "MISIS_SOURCE_DENY",
+    default=[
+        "169.254.169.254/32",
+        "fd00:ec2::254/128",
+        "100.100.100.200/32",
+        "metadata.google.internal",
+    ],
+)
 
 MISIS_INFERENCE_BACKEND = env("MISIS_INFERENCE_BACKEND", default="yolo")
 MISIS_MODEL = env("MISIS_MODEL", default="")

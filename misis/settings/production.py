@@ -2,6 +2,8 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from runner.hosts import DEFAULT_PRODUCTION_DENY
+
 from .base import *  # noqa: F403
 from .base import ALLOWED_HOSTS, DEBUG, SECRET_KEY, env
 
@@ -15,3 +17,7 @@ if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Network sources may not reach this machine, link-local addresses or the metadata services
+# unless the operator says otherwise (an explicit MISIS_SOURCE_ALLOW entry wins over the deny).
+MISIS_SOURCE_DENY = env.list("MISIS_SOURCE_DENY", default=list(DEFAULT_PRODUCTION_DENY))

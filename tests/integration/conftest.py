@@ -56,6 +56,24 @@ def yolo_stack(
     yield from _stack(request, video_root, tmp_path_factory, MISIS_INFERENCE_BACKEND="yolo")
 
 
+@pytest.fixture(scope="module")
+def stream_stack(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    video_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The mock stack with short stream timeouts, for tests that kill and freeze servers."""
+    env = {
+        "MISIS_MOCK_DELAY_MS": "10",
+        "MISIS_STREAM_OPEN_TIMEOUT": "3",
+        "MISIS_STREAM_READ_TIMEOUT": "2",
+        "MISIS_RECONNECT_BACKOFF_MAX": "1",
+        "MISIS_OPEN_RETRIES": "2",
+    }
+    yield from _stack(request, video_root, tmp_path_factory, **env)
+
+
 @pytest.fixture
 def live(stack: Stack, transactional_db: None) -> Stack:
     """The stack, with anything a previous test killed started again."""

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.sources import (
-    FileFeed,
-    LatestFrameFeed,
-    SourceError,
-    VideoSource,
-    open_feed,
-    resolve_local,
-)
+from runner.feeds import FileFeed, LatestFrameFeed, open_feed
+from runner.sources import SourceError, VideoSource, resolve_local
 
 
 def read_all(source: VideoSource) -> list[int]:

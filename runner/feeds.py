@@ -1,0 +1,184 @@
+"""How the frame loop gets frames from a source: every frame of a file, or the newest frame
+of a live stream, read in its own thread that reconnects when the stream drops out."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+
+from misis import metrics
+from runner.sources import Frame, SourceError, VideoSource
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """What the API shows of a live source: connected or reconnecting, and since when."""
+
+    state: str  # "connected" | "reconnecting"
+    reconnects: int
+    last_frame_at: datetime | None
+    error: str | None
+
+
+class FileFeed:
+    """Every frame of a file, in order: the loop waits for the detector, nothing is dropped."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self.source = source
+        self.ended = False
+        self.dropped = 0
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        frame = self.source.read()
+        if frame is None:
+            self.ended = True
+        return frame
+
+    def status(self) -> StreamStatus | None:
+        return None
+
+    def close(self) -> None:
+        self.source.close()
+
+
+class LatestFrameFeed:
+    """A source read in its own thread; the loop always gets the newest frame.
+
+    When the detector is slower than the source, frames the loop never looked at are
+    overwritten and counted in ``dropped``: nothing queues up without bound, and a prediction
+    is never about a stale frame.
+
+    A live stream that stops sending (read timeout, closed connection) is reopened with
+    exponential backoff and jitter while the loop goes on beating its heart; the feed gives up
+    with SourceError once ``reconnect_timeout`` seconds have passed without a frame.
+    """
+
+    def __init__(self, source: VideoSource, *, scenario_id: str, reconnect_timeout: float) -> None:
+        self.source = source
+        self.scenario_id = scenario_id
+        self.reconnect_timeout = reconnect_timeout
+        self.ended = False
+        self.dropped = 0
+        self.reconnects = 0
+        self.state = "connected"
+        self.last_error: str | None = None
+        self.last_frame_at: datetime | None = None
+        self._latest: Frame | None = None
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._read()
+        except BaseException as exc:  # handed to the loop, which decides what it means
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+        finally:
+            # Released here, by the thread that reads: releasing a capture under a blocked
+            # read from another thread crashes FFmpeg.
+            self.source.close()
+
+    def _read(self) -> None:
+        last_frame = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                frame = self.source.read()
+            except SourceError as exc:
+                if not self.source.live:
+                    raise
+                self._reconnect(exc, since=last_frame)
+                continue
+            last_frame = time.monotonic()
+            with self._cond:
+                if frame is None:
+                    self.ended = True
+                    self._cond.notify_all()
+                    return
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = frame
+                self.last_frame_at = frame.captured_at
+                self._cond.notify_all()
+
+    def _reconnect(self, error: SourceError, *, since: float) -> None:
+        """Reopen the stream until it gives a frame source again, or raise past the timeout."""
+        self.state, self.last_error = "reconnecting", str(error)
+        logger.warning("scenario %s: %s; reconnecting", self.scenario_id, error)
+        self.source.close()
+        delay = settings.MISIS_RECONNECT_BACKOFF_BASE
+        while not self._stop.is_set():
+            left = since + self.reconnect_timeout - time.monotonic()
+            if left <= 0:
+                raise SourceError(
+                    f"no frame from the stream for {self.reconnect_timeout:g} s"
+                    f" (reconnect_timeout); last error: {self.last_error}"
+                )
+            # Jitter: cameras behind one switch come back together, their runners should not.
+            if self._stop.wait(min(left, delay * random.uniform(0.5, 1.0))):
+                return
+            delay = min(delay * 2, settings.MISIS_RECONNECT_BACKOFF_MAX)
+            left = since + self.reconnect_timeout - time.monotonic()
+            try:
+                self.source.open(
+                    open_timeout=max(0.5, min(settings.MISIS_STREAM_OPEN_TIMEOUT, left))
+                )
+            except SourceError as exc:
+                self.last_error = str(exc)
+                logger.info("scenario %s: reconnect failed: %s", self.scenario_id, exc)
+                continue
+            self.reconnects += 1
+            metrics.record({"source_reconnects": 1})
+            self.state, self.last_error = "connected", None
+            logger.info(
+                "scenario %s: stream back after %.1f s (reconnect %d)",
+                self.scenario_id,
+                time.monotonic() - since,
+                self.reconnects,
+            )
+            return
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._latest is None and self._error is None and not self.ended and timeout > 0:
+                self._cond.wait(timeout)
+            if self._error is not None:
+                raise self._error
+            frame, self._latest = self._latest, None
+            return frame
+
+    def status(self) -> StreamStatus | None:
+        if not self.source.live:
+            return None
+        return StreamStatus(self.state, self.reconnects, self.last_frame_at, self.last_error)
+
+    def close(self) -> None:
+        self._stop.set()
+        # A read or an open in progress returns within its timeout; the thread then releases
+        # the capture itself. Waiting longer than that would only hold up a stop.
+        limit = settings.MISIS_STREAM_OPEN_TIMEOUT + settings.MISIS_STREAM_READ_TIMEOUT + 1
+        self._thread.join(timeout=limit)
+        if self._thread.is_alive():
+            logger.warning(
+                "scenario %s: frame reader still blocked; left to exit", self.scenario_id
+            )
+
+
+def open_feed(
+    source: VideoSource, *, scenario_id: str = "", reconnect_timeout: float = 60.0
+) -> FileFeed | LatestFrameFeed:
+    """Live sources and looping files (which stand in for cameras) drop stale frames."""
+    if source.live or source.loop:
+        return LatestFrameFeed(source, scenario_id=scenario_id, reconnect_timeout=reconnect_timeout)
+    return FileFeed(source)

@@ -1,0 +1,186 @@
+"""Live sources against real servers: GStreamer's RTSP server and an MJPEG/HTTP server.
+
+The servers are killed, frozen and restarted under a running scenario; the stack runs with a
+2 s read timeout and a 3 s open timeout (``stream_stack``).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from scenarios.models import Prediction
+from tests.conftest import client_for
+from tests.integration.stack import Stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+READ_TIMEOUT = 2.0  # MISIS_STREAM_READ_TIMEOUT of stream_stack
+
+
+@pytest.fixture
+def client(stream_stack: Stack, transactional_db: None, django_user_model: Any) -> APIClient:
+    stream_stack.ensure_running()
+    return client_for(django_user_model.objects.create_user(username="cam-operator"))
+
+
+def get(client: APIClient, sid: str) -> dict[str, Any]:
+    resp = client.get(f"/scenario/{sid}/")
+    assert resp.status_code == 200
+    return resp.json()
+
+
+def create(client: APIClient, source: str, **params: object) -> str:
+    resp = client.post("/scenario/", {"source": source, "params": params}, format="json")
+    assert resp.status_code == 201, resp.content
+    return resp.json()["id"]
+
+
+def wait_status(client: APIClient, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    return wait_for(lambda: (d := get(client, sid))["status"] == status and d, timeout, what=status)
+
+
+def last_frame(sid: str) -> int:
+    last = Prediction.objects.filter(scenario_id=sid).order_by("-frame_index").first()
+    return -1 if last is None else last.frame_index
+
+
+def predictions_grow(sid: str, timeout: float = 20) -> int:
+    """Wait for a prediction newer than the newest one now; return its frame index."""
+    before = last_frame(sid)
+    wait_for(lambda: last_frame(sid) > before, timeout, what=f"predictions after {before}")
+    return last_frame(sid)
+
+
+def stop(client: APIClient, sid: str) -> dict[str, Any]:
+    client.post(f"/scenario/{sid}/", {"status": "init_shutdown"}, format="json")
+    return wait_status(client, sid, "inactive", timeout=20)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_rtsp_pattern_and_looped_file_reach_active_and_publish(
+    client: APIClient, rtsp_server: Any
+) -> None:
+    pattern = create(client, rtsp_server.url("test"), target_fps=5)
+    looped = create(client, rtsp_server.url("file"))
+    for sid in (pattern, looped):
+        active = wait_status(client, sid, "active")
+        assert active["stream"]["state"] == "connected"
+        predictions_grow(sid)
+        rows = client.get(f"/prediction/{sid}/").json()["results"]
+        assert rows and rows[0]["width"] > 0 and rows[0]["boxes"]
+        indices = [r["frame_index"] for r in rows]
+        assert indices == sorted(set(indices))
+    for sid in (pattern, looped):
+        done = stop(client, sid)
+        assert done["stop_reason"] == "requested" and done["stream"] is None
+
+
+def test_server_restart_within_reconnect_timeout_resumes_the_same_scenario(
+    client: APIClient, rtsp_server: Any
+) -> None:
+    sid = create(client, rtsp_server.url("test"), reconnect_timeout=30)
+    wait_status(client, sid, "active")
+    before = predictions_grow(sid)
+    rtsp_server.kill()
+    down = wait_for(
+        lambda: (d := get(client, sid))["stream"]["state"] == "reconnecting" and d,
+        READ_TIMEOUT + 8,
+        what="reconnecting",
+    )
+    assert down["status"] == "active"  # a camera outage is not a scenario failure
+    assert down["stream"]["error"]
+    time.sleep(2)
+    assert get(client, sid)["status"] == "active"
+    rtsp_server.start()
+    after = predictions_grow(sid, timeout=20)
+    assert after > before
+    back = get(client, sid)
+    assert back["status"] == "active" and back["restarts"] == 0
+    assert back["stream"]["state"] == "connected" and back["stream"]["reconnects"] >= 1
+    frames = list(Prediction.objects.filter(scenario_id=sid).values_list("frame_index", flat=True))
+    assert len(frames) == len(set(frames))
+    stop(client, sid)
+
+
+def test_frozen_server_is_noticed_within_the_read_timeout(
+    client: APIClient, rtsp_server: Any
+) -> None:
+    sid = create(client, rtsp_server.url("test"), reconnect_timeout=60)
+    wait_status(client, sid, "active")
+    predictions_grow(sid)
+    rtsp_server.freeze()
+    frozen_at = time.monotonic()
+    try:
+        wait_for(
+            lambda: get(client, sid)["stream"]["state"] == "reconnecting",
+            READ_TIMEOUT + 6,
+            what="frozen stream noticed",
+        )
+        noticed = time.monotonic() - frozen_at
+        # The read timeout, plus up to a heartbeat for the runner to say so.
+        assert noticed < READ_TIMEOUT + 3, noticed
+        assert get(client, sid)["status"] == "active"
+    finally:
+        rtsp_server.thaw()
+    predictions_grow(sid, timeout=25)
+    assert get(client, sid)["stream"]["state"] == "connected"
+    stop(client, sid)
+
+
+def test_server_that_never_comes_back_ends_the_scenario_with_an_error(
+    client: APIClient, rtsp_server: Any
+) -> None:
+    sid = create(client, rtsp_server.url("test"), reconnect_timeout=5)
+    wait_status(client, sid, "active")
+    predictions_grow(sid)
+    rtsp_server.kill()
+    try:
+        done = wait_status(client, sid, "inactive", timeout=5 + READ_TIMEOUT + 15)
+    finally:
+        rtsp_server.start()
+    assert done["stop_reason"] == "error"
+    assert "reconnect_timeout" in done["error"] and "5 s" in done["error"]
+    assert done["restarts"] == 0  # ended by the runner, not retried by the watchdog
+
+
+def test_stream_that_never_opens_ends_inactive_with_a_readable_error(client: APIClient) -> None:
+    port = free_port()
+    sid = create(client, f"rtsp://admin:hunter2@127.0.0.1:{port}/stream")
+    done = wait_status(client, sid, "inactive", timeout=30)
+    assert done["stop_reason"] == "error"
+    assert f"cannot connect to 127.0.0.1:{port}" in done["error"]
+    assert "hunter2" not in str(done)
+    assert done["source"] == f"rtsp://admin:***@127.0.0.1:{port}/stream"
+
+
+def test_wrong_rtsp_path_ends_with_an_error(client: APIClient, rtsp_server: Any) -> None:
+    sid = create(client, rtsp_server.url("no-such-mount"))
+    done = wait_status(client, sid, "inactive", timeout=30)
+    assert done["stop_reason"] == "error" and "cannot open source" in done["error"]
+
+
+def test_mjpeg_over_http_is_live(client: APIClient, http_stream_server: Any) -> None:
+    sid = create(client, http_stream_server.url("mjpeg"), target_fps=5)
+    active = wait_status(client, sid, "active")
+    assert active["stream"]["state"] == "connected" and active["progress"] is None
+    predictions_grow(sid)
+    stop(client, sid)
+
+
+def test_progressive_http_file_is_read_to_its_end(
+    client: APIClient, http_stream_server: Any
+) -> None:
+    sid = create(client, http_stream_server.url("short.mp4"))
+    done = wait_status(client, sid, "inactive", timeout=30)
+    assert done["stop_reason"] == "end_of_stream" and done["frames_processed"] == 40
+    assert done["stream"] is None

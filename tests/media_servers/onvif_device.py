@@ -1,0 +1,315 @@
+"""A small ONVIF device for tests: SOAP 1.2 over HTTP, Device and Media (ver10) services.
+
+It answers what a client library sends while resolving a stream URI — GetSystemDateAndTime,
+GetServices, GetCapabilities, GetDeviceInformation, GetProfiles, GetStreamUri — and checks
+WS-Security UsernameToken digests the way cameras do, Created timestamp against its own clock
+included (``clock_offset`` makes that clock wrong, as cameras' often are).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+SOAP_ENV = "http://www.w3.org/2003/05/soap-envelope"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+DIGEST = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+    "#PasswordDigest"
+)
+TDS = "http://www.onvif.org/ver10/device/wsdl"
+TRT = "http://www.onvif.org/ver10/media/wsdl"
+
+DEVICE_PATH = "/onvif/device_service"
+MEDIA_PATH = "/onvif/media_service"
+# Operations a real device answers before authentication (ONVIF Core, "PRE_AUTH").
+UNAUTHENTICATED = {"GetSystemDateAndTime"}
+
+
+@dataclass
+class Profile:
+    token: str
+    name: str
+    stream_uri: str
+    video: bool = True  # False: an audio-only or metadata profile, no video encoder
+
+
+@dataclass
+class OnvifDevice:
+    """State of the fake camera; tests may change any field while it runs."""
+
+    user: str = "admin"
+    password: str = "secret"
+    profiles: list[Profile] = field(default_factory=list)
+    clock_offset: timedelta = timedelta(0)  # the device clock minus the real one
+    max_skew: timedelta = timedelta(minutes=5)  # how old or new a Created it accepts
+    get_services: bool = True  # False: an older device that only knows GetCapabilities
+    auth_status: int = HTTPStatus.BAD_REQUEST  # 400 or 401: cameras differ
+    calls: list[str] = field(default_factory=list)  # operation names, in order received
+    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return self._server.server_address[1]
+
+    @property
+    def source(self) -> str:
+        """The onvif:// source naming this device with its valid credentials."""
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        return f"onvif://{user}:{password}@127.0.0.1:{self.port}"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.clock_offset
+
+    def record(self, operation: str) -> None:
+        with self._lock:
+            self.calls.append(operation)
+
+    def set_stream_uri(self, token: str, uri: str) -> None:
+        next(p for p in self.profiles if p.token == token).stream_uri = uri
+
+    def start(self) -> OnvifDevice:
+        handler = type("Handler", (_Handler,), {"device": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def authorized(self, header: ElementTree.Element | None) -> bool:
+        """Check a UsernameToken: PasswordDigest = base64(sha1(nonce + created + password))."""
+        token = (
+            header.find(f"{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
+            if header is not None
+            else None
+        )
+        if token is None:
+            return False
+        user = token.findtext(f"{{{WSSE}}}Username", "")
+        password = token.find(f"{{{WSSE}}}Password")
+        nonce = token.findtext(f"{{{WSSE}}}Nonce", "")
+        created = token.findtext(f"{{{WSU}}}Created", "")
+        if password is None or password.get("Type") != DIGEST or user != self.user:
+            return False
+        try:
+            raw_nonce = base64.b64decode(nonce)
+            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if when.tzinfo is None or abs(when - self.now()) > self.max_skew:
+            return False
+        expected = hashlib.sha1(raw_nonce + created.encode() + self.password.encode()).digest()
+        return base64.b64encode(expected).decode() == (password.text or "").strip()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    device: OnvifDevice
+    protocol_version = "HTTP/1.1"  # keep-alive, like cameras and the aiohttp client
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # quiet test output
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            envelope = ElementTree.fromstring(body)
+        except ElementTree.ParseError:
+            self._fault(HTTPStatus.BAD_REQUEST, "env:Sender", ("ter:WellFormed",), "Bad XML")
+            return
+        request = envelope.find(f"{{{SOAP_ENV}}}Body/*")
+        if request is None:
+            self._fault(HTTPStatus.BAD_REQUEST, "env:Sender", ("ter:WellFormed",), "No body")
+            return
+        namespace, _, operation = request.tag[1:].partition("}")
+        device = self.device
+        device.record(operation)
+        if operation not in UNAUTHENTICATED and not device.authorized(
+            envelope.find(f"{{{SOAP_ENV}}}Header")
+        ):
+            self._fault(
+                device.auth_status, "env:Sender", ("ter:NotAuthorized",), "Sender not Authorized"
+            )
+            return
+        answer = _OPERATIONS.get((self.path, namespace, operation))
+        if answer is None or (operation == "GetServices" and not device.get_services):
+            self._fault(
+                HTTPStatus.BAD_REQUEST,
+                "env:Receiver",
+                ("ter:ActionNotSupported",),
+                "Optional Action Not Implemented",
+            )
+            return
+        try:
+            payload = answer(self, request)
+        except _Fault as fault:
+            self._fault(HTTPStatus.BAD_REQUEST, "env:Sender", fault.subcodes, fault.reason)
+            return
+        self._send(HTTPStatus.OK, payload)
+
+    @property
+    def base_url(self) -> str:
+        # Cameras advertise XAddrs on the address they were reached at.
+        return f"http://127.0.0.1:{self.device.port}"
+
+    def _send(self, status: int, body: str) -> None:
+        data = _envelope(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/soap+xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _fault(self, status: int, code: str, subcodes: tuple[str, ...], reason: str) -> None:
+        """A SOAP 1.2 fault; ONVIF Core 5.11 nests its ter: codes as subcodes of the code."""
+        nested = ""
+        for subcode in reversed(subcodes):
+            nested = f"<env:Subcode><env:Value>{subcode}</env:Value>{nested}</env:Subcode>"
+        self._send(
+            status,
+            f"<env:Fault><env:Code><env:Value>{code}</env:Value>{nested}</env:Code>"
+            f"<env:Reason><env:Text xml:lang='en'>{escape(reason)}</env:Text></env:Reason>"
+            "</env:Fault>",
+        )
+
+
+class _Fault(Exception):
+    def __init__(self, subcodes: tuple[str, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.subcodes, self.reason = subcodes, reason
+
+
+def _envelope(body: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<env:Envelope xmlns:env="{SOAP_ENV}" xmlns:tds="{TDS}" xmlns:trt="{TRT}" '
+        'xmlns:tt="http://www.onvif.org/ver10/schema" '
+        'xmlns:ter="http://www.onvif.org/ver10/error">'
+        f"<env:Body>{body}</env:Body></env:Envelope>"
+    )
+
+
+def _date_time(when: datetime) -> str:
+    return (
+        f"<tt:Time><tt:Hour>{when.hour}</tt:Hour><tt:Minute>{when.minute}</tt:Minute>"
+        f"<tt:Second>{when.second}</tt:Second></tt:Time>"
+        f"<tt:Date><tt:Year>{when.year}</tt:Year><tt:Month>{when.month}</tt:Month>"
+        f"<tt:Day>{when.day}</tt:Day></tt:Date>"
+    )
+
+
+def _system_date_and_time(handler: _Handler, request: ElementTree.Element) -> str:
+    now = handler.device.now()
+    return (
+        "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
+        "<tt:DateTimeType>Manual</tt:DateTimeType><tt:DaylightSavings>false</tt:DaylightSavings>"
+        "<tt:TimeZone><tt:TZ>UTC0</tt:TZ></tt:TimeZone>"
+        f"<tt:UTCDateTime>{_date_time(now)}</tt:UTCDateTime>"
+        f"<tt:LocalDateTime>{_date_time(now)}</tt:LocalDateTime>"
+        "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
+    )
+
+
+def _device_information(handler: _Handler, request: ElementTree.Element) -> str:
+    return (
+        "<tds:GetDeviceInformationResponse><tds:Manufacturer>MISIS</tds:Manufacturer>"
+        "<tds:Model>FakeCam 1</tds:Model><tds:FirmwareVersion>1.0.0</tds:FirmwareVersion>"
+        "<tds:SerialNumber>0001</tds:SerialNumber><tds:HardwareId>1</tds:HardwareId>"
+        "</tds:GetDeviceInformationResponse>"
+    )
+
+
+def _services(handler: _Handler, request: ElementTree.Element) -> str:
+    services = "".join(
+        f"<tds:Service><tds:Namespace>{ns}</tds:Namespace>"
+        f"<tds:XAddr>{handler.base_url}{path}</tds:XAddr>"
+        "<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>"
+        for ns, path in ((TDS, DEVICE_PATH), (TRT, MEDIA_PATH))
+    )
+    return f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>"
+
+
+def _capabilities(handler: _Handler, request: ElementTree.Element) -> str:
+    return (
+        "<tds:GetCapabilitiesResponse><tds:Capabilities>"
+        f"<tt:Device><tt:XAddr>{handler.base_url}{DEVICE_PATH}</tt:XAddr></tt:Device>"
+        f"<tt:Media><tt:XAddr>{handler.base_url}{MEDIA_PATH}</tt:XAddr>"
+        "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>"
+        "<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP>"
+        "</tt:StreamingCapabilities></tt:Media>"
+        "</tds:Capabilities></tds:GetCapabilitiesResponse>"
+    )
+
+
+def _profile(profile: Profile) -> str:
+    source = (
+        "<tt:VideoSourceConfiguration token='vsc0'><tt:Name>VideoSource</tt:Name>"
+        "<tt:UseCount>2</tt:UseCount><tt:SourceToken>vs0</tt:SourceToken>"
+        "<tt:Bounds x='0' y='0' width='1920' height='1080'/></tt:VideoSourceConfiguration>"
+    )
+    encoder = (
+        f"<tt:VideoEncoderConfiguration token='vec_{escape(profile.token)}'>"
+        "<tt:Name>VideoEncoder</tt:Name><tt:UseCount>1</tt:UseCount>"
+        "<tt:Encoding>H264</tt:Encoding>"
+        "<tt:Resolution><tt:Width>1920</tt:Width><tt:Height>1080</tt:Height></tt:Resolution>"
+        "<tt:Quality>5</tt:Quality><tt:RateControl><tt:FrameRateLimit>25</tt:FrameRateLimit>"
+        "<tt:EncodingInterval>1</tt:EncodingInterval><tt:BitrateLimit>4096</tt:BitrateLimit>"
+        "</tt:RateControl><tt:H264><tt:GovLength>50</tt:GovLength>"
+        "<tt:H264Profile>Main</tt:H264Profile></tt:H264>"
+        "<tt:Multicast><tt:Address><tt:Type>IPv4</tt:Type>"
+        "<tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address><tt:Port>0</tt:Port>"
+        "<tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast>"
+        "<tt:SessionTimeout>PT60S</tt:SessionTimeout></tt:VideoEncoderConfiguration>"
+    )
+    return (
+        f"<trt:Profiles token='{escape(profile.token)}' fixed='true'>"
+        f"<tt:Name>{escape(profile.name)}</tt:Name>"
+        f"{source}{encoder if profile.video else ''}</trt:Profiles>"
+    )
+
+
+def _profiles(handler: _Handler, request: ElementTree.Element) -> str:
+    body = "".join(_profile(p) for p in handler.device.profiles)
+    return f"<trt:GetProfilesResponse>{body}</trt:GetProfilesResponse>"
+
+
+def _stream_uri(handler: _Handler, request: ElementTree.Element) -> str:
+    token = request.findtext(f"{{{TRT}}}ProfileToken", "")
+    profile = next((p for p in handler.device.profiles if p.token == token), None)
+    if profile is None:
+        raise _Fault(("ter:InvalidArgVal", "ter:NoProfile"), "The profile does not exist")
+    if not profile.video:
+        raise _Fault(
+            ("ter:Action", "ter:IncompleteConfiguration"), "The profile has no video encoder"
+        )
+    return (
+        "<trt:GetStreamUriResponse><trt:MediaUri>"
+        f"<tt:Uri>{escape(profile.stream_uri)}</tt:Uri>"
+        "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>"
+        "<tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT60S</tt:Timeout>"
+        "</trt:MediaUri></trt:GetStreamUriResponse>"
+    )
+
+
+_OPERATIONS = {
+    (DEVICE_PATH, TDS, "GetSystemDateAndTime"): _system_date_and_time,
+    (DEVICE_PATH, TDS, "GetDeviceInformation"): _device_information,
+    (DEVICE_PATH, TDS, "GetServices"): _services,
+    (DEVICE_PATH, TDS, "GetCapabilities"): _capabilities,
+    (MEDIA_PATH, TRT, "GetProfiles"): _profiles,
+    (MEDIA_PATH, TRT, "GetStreamUri"): _stream_uri,
+}

@@ -1,0 +1,50 @@
+"""Fixtures for a fake ONVIF camera on 127.0.0.1 (tests/media_servers/onvif_device.py).
+
+A test that reads frames points the stream URIs at its RTSP server, e.g.
+``onvif_device.set_stream_uri("main", rtsp_server.url(auth=False))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.media_servers.onvif_device import OnvifDevice, Profile
+
+__all__ = ["make_onvif_device", "onvif_device"]
+
+STREAM_URI = "rtsp://127.0.0.1:8554/test"
+
+
+def default_profiles(stream_uri: str = STREAM_URI) -> list[Profile]:
+    # Audio-only listed first, so that "the first profile with a video encoder" is exercised.
+    return [
+        Profile("audio", "AudioOnly", stream_uri + "/audio", video=False),
+        Profile("main", "MainStream", stream_uri),
+        Profile("sub", "SubStream", stream_uri + "/sub"),
+    ]
+
+
+@pytest.fixture
+def make_onvif_device() -> Iterator[Callable[..., OnvifDevice]]:
+    """Start fake cameras with any OnvifDevice fields (user, password, profiles, ...)."""
+    devices: list[OnvifDevice] = []
+
+    def make(**fields: Any) -> OnvifDevice:
+        fields.setdefault("profiles", default_profiles())
+        device = OnvifDevice(**fields).start()
+        devices.append(device)
+        return device
+
+    yield make
+    for device in devices:
+        device.stop()
+
+
+@pytest.fixture
+def onvif_device(make_onvif_device: Callable[..., OnvifDevice]) -> OnvifDevice:
+    """A camera with user admin, a password that needs percent-encoding in a URL, and the
+    profiles audio (no video), main (STREAM_URI) and sub (STREAM_URI/sub)."""
+    return make_onvif_device(user="admin", password="s3cr:t/p@ss")
