@@ -87,3 +87,7 @@ def staff_api(staff_user: object) -> APIClient:
 def queued(queue: str = "runner") -> int:
     """Celery messages waiting on a queue (the broker is the test Redis database)."""
     return int(get_redis().llen(queue))
+
+
+from tests.media_servers.fixtures import *  # noqa: E402, F403
+from tests.media_servers.onvif_fixtures import *  # noqa: E402, F403
