@@ -3,6 +3,7 @@ of a live stream, read in its own thread that reconnects when the stream drops o
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -75,7 +76,11 @@ class LatestFrameFeed:
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+        # The reader's log lines carry the scenario id, like the loop's (misis.logs context).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="frame-reader", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:

@@ -138,6 +138,7 @@ class ScenarioRunner:
                 scenario_id=self.scenario_id,
                 epoch=self.epoch,
                 frames_total=self.source.frames_total,
+                live=self.source.live,
             )
             if status in _SHUTDOWN:
                 self.finish("requested")

@@ -263,10 +263,14 @@ def runner_claim(*, scenario_id: object, epoch: int, runner: str) -> Claim | Non
 
 
 @transaction.atomic
-def runner_activate(*, scenario_id: object, epoch: int, frames_total: int | None = None) -> str:
+def runner_activate(
+    *, scenario_id: object, epoch: int, frames_total: int | None = None, live: bool = False
+) -> str:
     """The source is open: ``in_startup_processing -> active``. Returns the status."""
     scenario = _lock_fenced(scenario_id, epoch)
     scenario.frames_total = frames_total
+    scenario.stream_state = "connected" if live else None
+    scenario.stream_error = None
     if scenario.status == Status.IN_STARTUP_PROCESSING:
         scenario.activate()
         scenario.started_at = timezone.now()

@@ -56,3 +56,29 @@ def test_secret_key_is_required() -> None:
     result = check(**env)
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_denies_loopback_link_local_and_metadata_sources_by_default() -> None:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MISIS_SOURCE"))}
+    full.update(GOOD, DJANGO_SETTINGS_MODULE="misis.settings.production")
+    probe = (
+        "import django; django.setup()\n"
+        "from runner.hosts import HostRefused, check_host\n"
+        "for host in ('127.0.0.1', '::1', '169.254.169.254', 'fe80::1', 'localhost'):\n"
+        "    try:\n"
+        "        check_host(host)\n"
+        "    except HostRefused:\n"
+        "        continue\n"
+        "    raise SystemExit(f'{host} allowed')\n"
+        "check_host('10.0.0.7')\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

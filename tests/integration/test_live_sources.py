@@ -184,3 +184,35 @@ def test_progressive_http_file_is_read_to_its_end(
     done = wait_status(client, sid, "inactive", timeout=30)
     assert done["stop_reason"] == "end_of_stream" and done["frames_processed"] == 40
     assert done["stream"] is None
+
+
+def test_onvif_camera_runs_on_the_stream_it_names_and_is_asked_again_on_reconnect(
+    client: APIClient, rtsp_server: Any, onvif_device: Any
+) -> None:
+    onvif_device.set_stream_uri("main", rtsp_server.url("test", auth=False))
+    sid = create(client, onvif_device.source, target_fps=5, reconnect_timeout=30)
+    active = wait_status(client, sid, "active")
+    assert active["stream"]["state"] == "connected"
+    assert onvif_device.password not in str(active) and "p%40ss" not in str(active)
+    predictions_grow(sid)
+    assert onvif_device.calls.count("GetStreamUri") == 1
+    # The camera now names another stream; a reconnect must ask it again, not reuse the old URI.
+    onvif_device.set_stream_uri("main", rtsp_server.url("file", auth=False))
+    rtsp_server.restart()
+    wait_for(lambda: onvif_device.calls.count("GetStreamUri") >= 2, 20, what="re-resolution")
+    predictions_grow(sid)
+    back = get(client, sid)
+    assert back["status"] == "active" and back["stream"]["reconnects"] >= 1
+    stop(client, sid)
+
+
+def test_onvif_wrong_password_ends_with_a_readable_error(
+    client: APIClient, make_onvif_device: Any
+) -> None:
+    device = make_onvif_device(user="admin", password="right")
+    source = device.source.replace(":right@", ":wrong@")
+    sid = create(client, source)
+    done = wait_status(client, sid, "inactive", timeout=30)
+    assert done["stop_reason"] == "error"
+    assert "credentials" in done["error"] or "refused" in done["error"], done["error"]
+    assert "wrong" not in done["error"]

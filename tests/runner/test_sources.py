@@ -91,3 +91,17 @@ def test_latest_frame_feed_drops_stale_frames_for_a_slow_consumer(video_root: Pa
     gaps = [b - a for a, b in itertools.pairwise(taken)]
     assert min(gaps) >= 3  # ~5 frames arrive per 200 ms; only the newest is handed on
     assert feed.dropped >= sum(g - 1 for g in gaps)
+
+
+def test_symlinks_are_resolved_before_the_root_check(tmp_path: Path) -> None:
+    root, outside = tmp_path / "videos", tmp_path / "secret"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "x.mp4").write_bytes(b"")
+    (root / "inside.mp4").write_bytes(b"")
+    (root / "link.mp4").symlink_to(outside / "x.mp4")
+    (root / "dir").symlink_to(outside, target_is_directory=True)
+    assert resolve_local("inside.mp4", root=root) == (root / "inside.mp4").resolve()
+    for escape in ("link.mp4", "dir/x.mp4"):
+        with pytest.raises(SourceError, match="leaves the video root"):
+            resolve_local(escape, root=root)
