@@ -20,4 +20,5 @@ urlpatterns = [
         name="swagger-ui",
     ),
     path("", include("scenarios.urls")),
+    path("", include("videos.urls")),
 ]

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "scenarios",
     "runner",
     "inference",
+    "videos",
 ]
 
 MIDDLEWARE = [

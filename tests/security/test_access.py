@@ -61,6 +61,7 @@ CLASSIFIED: dict[str, str] = {
     "api/docs/": PUBLIC,
     "metrics": STAFF,
     "scenario/": AUTHENTICATED,
+    "video/": AUTHENTICATED,
     "scenario/<str:scenario_id>/": OWNED_API,
     "prediction/<str:scenario_id>/": OWNED_API,
     "scenario/<str:scenario_id>/frame.jpg": OWNED_PREVIEW,
@@ -375,7 +376,7 @@ def test_metrics_are_for_staff_only(world: World) -> None:
 
 @pytest.mark.django_db
 def test_any_user_creates_scenarios_of_their_own(world: World) -> None:
-    route = next(r for r in API_ROUTES if r.kind == AUTHENTICATED)
+    route = next(r for r in API_ROUTES if r.route == "scenario/")
     url = world.url(route)
     response = call(world.header(world.other), "post", url, route)
     assert response.status_code == 201, response.content
@@ -383,6 +384,27 @@ def test_any_user_creates_scenarios_of_their_own(world: World) -> None:
     # The header only: neither ?token= nor a session.
     assert call(Client(), "post", world.query(world.other, url), route).status_code == 401
     assert call(world.session(world.other), "post", url, route).status_code == 401
+
+
+@pytest.mark.django_db
+def test_any_user_uploads_videos_with_the_header_only(
+    world: World, video_root: Path, tmp_path: Path, settings: Any
+) -> None:
+    settings.MISIS_VIDEO_ROOT = tmp_path
+    route = next(r for r in API_ROUTES if r.route == "video/")
+    url = world.url(route)
+
+    def upload(client: Client, target: str) -> HttpResponse:
+        with (video_root / "short.mp4").open("rb") as body:
+            return client.post(target, {"file": body})
+
+    response = upload(world.header(world.other), url)
+    assert response.status_code == 201, response.content
+    assert (tmp_path / response.json()["source"]).is_file()
+    # Neither ?token= nor a session: a cross-site form could post with a session cookie.
+    assert upload(Client(), world.query(world.other, url)).status_code == 401
+    assert upload(world.session(world.other), url).status_code == 401
+    assert len(list((tmp_path / "uploads").iterdir())) == 1
 
 
 def ways_in(world: World, route: Route, user: Any, url: str) -> list[tuple[str, Client, str]]:

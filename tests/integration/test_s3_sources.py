@@ -1,0 +1,94 @@
+"""Stored footage in a real S3 store (SeaweedFS): upload through the API, then a scenario on the
+``s3://`` source it returns, read by a runner process through a presigned URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from scenarios.models import Prediction
+from tests.conftest import client_for
+from tests.integration.conftest import _stack
+from tests.integration.stack import Stack, wait_for
+from tests.media_servers.s3_fixtures import S3Server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def s3_stack(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    video_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    s3_server: S3Server,
+) -> Iterator[Stack]:
+    """The mock stack, its runners configured for the S3 store."""
+    yield from _stack(request, video_root, tmp_path_factory, **s3_server.env())
+
+
+@pytest.fixture
+def client(
+    s3_stack: Stack, s3_settings: S3Server, transactional_db: None, django_user_model: Any
+) -> APIClient:
+    s3_stack.ensure_running()
+    return client_for(django_user_model.objects.create_user(username="archivist"))
+
+
+def wait_inactive(client: APIClient, sid: str, timeout: float = 30) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        body = client.get(f"/scenario/{sid}/").json()
+        return body if body["status"] == "inactive" else None
+
+    return wait_for(done, timeout, what="inactive")
+
+
+def create(client: APIClient, source: str) -> str:
+    resp = client.post("/scenario/", {"source": source}, format="json")
+    assert resp.status_code == 201, resp.content
+    return resp.json()["id"]
+
+
+def test_uploaded_video_runs_from_s3_to_the_end(
+    client: APIClient, s3_settings: S3Server, video_root: Path
+) -> None:
+    body = (video_root / "short.mp4").read_bytes()
+    resp = client.post(
+        "/video/",
+        {"file": SimpleUploadedFile("clip.mp4", body, content_type="video/mp4")},
+        format="multipart",
+    )
+    assert resp.status_code == 201, resp.content
+    video = resp.json()
+    assert video["source"].startswith(f"s3://{s3_settings.bucket}/") and video["frames"] == 40
+    assert s3_settings.exists(video["source"].split("/", 3)[3])
+
+    sid = create(client, video["source"])
+    done = wait_inactive(client, sid)
+    assert done["stop_reason"] == "end_of_stream", done["error"]
+    assert done["frames_processed"] == 40 and done["stream"] is None
+    assert list(
+        Prediction.objects.filter(scenario_id=sid)
+        .order_by("frame_index")
+        .values_list("frame_index", flat=True)
+    ) == list(range(40))
+
+
+def test_missing_object_ends_with_a_readable_error(
+    client: APIClient, s3_settings: S3Server
+) -> None:
+    sid = create(client, f"s3://{s3_settings.bucket}/no/such/clip.mp4")
+    done = wait_inactive(client, sid)
+    assert done["stop_reason"] == "error"
+    assert done["error"] == f"no such key in bucket {s3_settings.bucket}: no/such/clip.mp4"
+
+
+def test_missing_bucket_ends_with_a_readable_error(client: APIClient) -> None:
+    sid = create(client, "s3://no-such-bucket/clip.mp4")
+    done = wait_inactive(client, sid)
+    assert done["stop_reason"] == "error" and "no such bucket: no-such-bucket" in done["error"]

@@ -1,0 +1,200 @@
+"""Uploaded videos: checked to be a readable video first, then stored (videos/storage.py).
+
+``video_check_size`` (before the body is read) and ``video_store`` (the upload) raise
+VideoRejected (400) or VideoTooLarge (413) for bad input, and ObjectStorageError (503) when the
+store refuses or is down; misis/exceptions.py turns them into answers. Nothing is left behind
+on any failure: the content is checked before anything is stored, and a failed save is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from videos.storage import ObjectStorageError, describe, stored_source, video_storage
+
+logger = logging.getLogger(__name__)
+
+# Containers FFmpeg reads that cameras and editors write. The stored name takes the extension
+# (players and S3 content types go by it), never anything else of the client's file name.
+VIDEO_EXTENSIONS = (
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "mts", "m2ts", "mpg", "mpeg", "flv",
+    "wmv", "asf", "3gp",
+)  # fmt: skip
+UPLOAD_PREFIX = "uploads/"
+# Room for the multipart boundaries and part headers around the file in the request body.
+MULTIPART_OVERHEAD = 64 * 1024
+HEAD_BYTES = 512
+ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+NOT_A_VIDEO = "not a readable video: no video frame could be decoded from it"
+
+
+class VideoRejected(Exception):
+    """The upload is not acceptable; ``field`` names the input, the message says why."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str = "file") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class VideoTooLarge(VideoRejected):
+    status = 413
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    source: str  # what POST /scenario/ takes: a path in the video root, or s3://bucket/key
+    size: int
+    frames: int
+    width: int
+    height: int
+    fps: float
+
+
+def _too_large(limit: int) -> VideoTooLarge:
+    return VideoTooLarge(f"the file is larger than the upload limit of {limit} bytes")
+
+
+def video_check_size(*, content_length: str | int | None) -> None:
+    """Refuses a request body too large to hold an acceptable upload.
+
+    Call it before the body is read: a refused upload then costs neither disk nor the time to
+    receive it. A missing or malformed length passes (Django reads no body then).
+    """
+    limit = settings.MISIS_UPLOAD_MAX_BYTES
+    try:
+        length = int(content_length or 0)
+    except (TypeError, ValueError):
+        return
+    if length > limit + MULTIPART_OVERHEAD:
+        raise _too_large(limit)
+
+
+def _extension(filename: str | None) -> str:
+    ext = Path(filename or "").suffix.lower().lstrip(".")
+    if ext not in VIDEO_EXTENSIONS:
+        allowed = ", ".join(f".{e}" for e in VIDEO_EXTENSIONS)
+        raise VideoRejected(f"the file name must end in one of {allowed}")
+    return ext
+
+
+def _is_container(head: bytes) -> bool:
+    """Whether the first bytes are those of a video container in VIDEO_EXTENSIONS.
+
+    FFmpeg guesses the format from the content: without this, a text playlist (HLS, concat,
+    ...) named clip.mp4 would make it open the URLs or local files listed in it.
+    """
+    return (
+        head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")  # MP4, MOV
+        or head.startswith(b"\x1a\x45\xdf\xa3")  # Matroska, WebM
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+        or (head[:1] == b"\x47" and head[188:189] in (b"", b"\x47"))  # MPEG-TS
+        or (head[4:5] == b"\x47" and head[196:197] in (b"", b"\x47"))  # M2TS (4-byte prefix)
+        or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")  # MPEG program stream
+        or head.startswith(b"FLV")
+        or head.startswith(ASF_GUID)  # WMV, ASF
+    )
+
+
+@contextmanager
+def _local_path(file: UploadedFile, ext: str) -> Iterator[Path]:
+    """A path FFmpeg can open holding the upload: Django's temporary file, or a copy of the
+    in-memory upload (small files only: FILE_UPLOAD_MAX_MEMORY_SIZE)."""
+    temporary = getattr(file, "temporary_file_path", None)
+    if temporary is not None:
+        yield Path(temporary())
+        return
+    with tempfile.NamedTemporaryFile(suffix=f".{ext}", dir=settings.FILE_UPLOAD_TEMP_DIR) as tmp:
+        for chunk in file.chunks():
+            tmp.write(chunk)
+        tmp.flush()
+        yield Path(tmp.name)
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    """Frames, size and rate of a video that FFmpeg opens and decodes a frame of."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            raise VideoRejected(NOT_A_VIDEO)
+        ok, frame = cap.read()
+        frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if not ok or frame is None or frames <= 0:
+            raise VideoRejected(NOT_A_VIDEO)
+        height, width = frame.shape[:2]
+        fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3)
+    finally:
+        cap.release()
+    return {"frames": frames, "width": int(width), "height": int(height), "fps": fps}
+
+
+def _save(name: str, file: UploadedFile) -> str:
+    """Saves the upload; on failure removes whatever part of it reached the storage."""
+    storage = video_storage()
+    try:
+        return storage.save(name, file)
+    except (OSError, BotoCoreError, ClientError, Boto3Error) as exc:
+        try:
+            storage.delete(name)
+        except Exception:  # the store is down or refuses: there is nothing to remove then
+            logger.warning("could not remove the failed upload %s", name, exc_info=True)
+        if isinstance(exc, OSError):
+            message = f"video storage cannot write the file ({exc.strerror or type(exc).__name__})"
+        else:
+            bucket = str(getattr(storage, "bucket_name", ""))
+            message = describe(exc, bucket=bucket, endpoint=getattr(storage, "endpoint_url", None))
+        logger.warning("could not store upload %s: %s", name, message)
+        raise ObjectStorageError(message) from exc
+
+
+def video_store(*, file: UploadedFile, user: Any) -> StoredVideo:
+    """Checks that ``file`` is a video FFmpeg reads (a decoded frame, a frame count), then
+    stores it under a new name in the video storage and returns its source.
+
+    Raises VideoRejected / VideoTooLarge before anything is stored, ObjectStorageError when
+    the store fails (nothing is left in it then).
+    """
+    try:
+        ext = _extension(file.name)
+        limit = settings.MISIS_UPLOAD_MAX_BYTES
+        if file.size is None or file.size > limit:
+            raise _too_large(limit)
+        if file.size == 0:
+            raise VideoRejected("the file is empty")
+        file.seek(0)
+        head = file.read(HEAD_BYTES)
+        file.seek(0)
+        if not _is_container(head):
+            raise VideoRejected(NOT_A_VIDEO)
+        with _local_path(file, ext) as path:
+            info = _probe(path)
+    except VideoRejected as exc:
+        logger.info("upload of user %s refused: %s", user.pk, exc.message)
+        raise
+    name = _save(f"{UPLOAD_PREFIX}{uuid.uuid4().hex}.{ext}", file)
+    video = StoredVideo(source=stored_source(name), size=file.size, **info)
+    logger.info(
+        "user %s uploaded %s (%d bytes, %d frames, %dx%d)",
+        user.pk,
+        video.source,
+        video.size,
+        video.frames,
+        video.width,
+        video.height,
+    )
+    return video
