@@ -125,6 +125,7 @@ class VideoSource:
         self._loop_offset = 0.0  # pts of completed loops
         self._duration = 0.0
         self._opened_once = False
+        self._reopened_at = -1
         # A looping file stands in for a camera: it is played at its own frame rate.
         self.realtime = loop and not self.live
         self._clock: tuple[float, float] | None = None  # (monotonic, pts) of the first frame
@@ -216,6 +217,17 @@ class VideoSource:
             # FFmpeg's read timeout fired but it still had buffered packets to decode: the
             # source has stopped (a frozen RTSP server gives two such frames, 2 timeouts late).
             ok = False
+        if not ok and self._cut_short():
+            # A remote file that stops before its end (a dropped connection, an expired
+            # presigned URL) is opened again where it stopped; failing that, the scenario ends
+            # with the error rather than a false end_of_stream.
+            logger.warning(
+                "%s stopped at frame %d; reopening", redact(self.source), self.next_index
+            )
+            self._reopened_at = self.next_index
+            self.open()
+            assert self._cap is not None
+            ok, image = self._cap.read()
         if not ok and self.loop and not self.live and self._frame_count:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._loop_offset += self._duration
@@ -234,6 +246,16 @@ class VideoSource:
         frame = Frame(index=self.next_index, pts=pts, captured_at=timezone.now(), image=image)
         self.next_index += 1
         return frame
+
+    def _cut_short(self) -> bool:
+        if self.live or self.scheme not in ("s3", "http", "https") or not self._frame_count:
+            return False
+        position = self.next_index % self._frame_count if self.loop else self.next_index
+        if self.loop and position == 0:
+            return False  # the end of one pass
+        # Containers may overstate their frame count by a frame or two: only a stop well
+        # before the end, and only once at the same frame, counts as cut short.
+        return position < self._frame_count - 2 and self._reopened_at != self.next_index
 
     def _pace(self, pts: float) -> None:
         now = time.monotonic()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
@@ -105,3 +108,45 @@ def test_symlinks_are_resolved_before_the_root_check(tmp_path: Path) -> None:
     for escape in ("link.mp4", "dir/x.mp4"):
         with pytest.raises(SourceError, match="leaves the video root"):
             resolve_local(escape, root=root)
+
+
+@pytest.fixture(scope="session")
+def noisy_video(video_root: Path) -> str:
+    """300 frames of noise: megabytes that no socket buffer holds whole."""
+    path = video_root / "noise.mp4"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (320, 240))
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        out.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    out.release()
+    return path.name
+
+
+def test_remote_file_cut_short_is_reopened_where_it_stopped(
+    noisy_video: str, http_stream_server: Any
+) -> None:
+    source = VideoSource(http_stream_server.url(noisy_video))
+    source.open()
+    assert not source.live and source.frames_total == 300
+    first = [source.read() for _ in range(10)]
+    http_stream_server.kill()  # the connection drops mid-file
+    http_stream_server.start()
+    rest = []
+    while (frame := source.read()) is not None:
+        rest.append(frame.index)
+    source.close()
+    assert [f.index for f in first if f] + rest == list(range(300))
+    assert source._reopened_at > 10  # it did stop, after what the socket had buffered
+
+
+def test_remote_file_that_cannot_be_reopened_raises(
+    noisy_video: str, http_stream_server: Any
+) -> None:
+    source = VideoSource(http_stream_server.url(noisy_video))
+    source.open()
+    source.read()
+    http_stream_server.kill()
+    with pytest.raises(SourceError, match="cannot connect"):
+        while source.read() is not None:
+            pass
+    source.close()
