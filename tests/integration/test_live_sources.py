@@ -163,6 +163,24 @@ def test_stream_that_never_opens_ends_inactive_with_a_readable_error(client: API
     assert done["source"] == f"rtsp://admin:***@127.0.0.1:{port}/stream"
 
 
+def test_camera_credentials_work_and_never_reach_answers_or_logs(
+    client: APIClient, stream_stack: Stack, make_rtsp_server: Any
+) -> None:
+    camera = make_rtsp_server(user="viewer", password="Tr0ub4dor&3")
+    good = create(client, camera.url("test"), target_fps=5)
+    wrong = create(client, camera.url("test").replace("Tr0ub4dor&3", "guess-n0t"))
+    active = wait_status(client, good, "active")
+    assert active["source"] == camera.url("test").replace("Tr0ub4dor&3", "***")
+    predictions_grow(good)
+    refused = wait_status(client, wrong, "inactive", timeout=40)
+    assert refused["stop_reason"] == "error"
+    assert "credentials" in refused["error"] and "guess-n0t" not in refused["error"]
+    stop(client, good)
+    for name in stream_stack.procs:
+        log = stream_stack.log(name)
+        assert b"Tr0ub4dor" not in log and b"guess-n0t" not in log and b"hunter2" not in log, name
+
+
 def test_wrong_rtsp_path_ends_with_an_error(client: APIClient, rtsp_server: Any) -> None:
     sid = create(client, rtsp_server.url("no-such-mount"))
     done = wait_status(client, sid, "inactive", timeout=30)

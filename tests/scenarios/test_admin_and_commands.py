@@ -88,3 +88,24 @@ def test_admin_lists_and_acts_through_services(django_user_model, client: Client
     )
     detail = client.get(f"/admin/scenarios/scenario/{running.pk}/change/").content.decode()
     assert "person 0.90" in detail and "<td>7</td>" in detail
+
+
+def test_admin_and_preview_never_show_a_camera_password(django_user_model, client: Client) -> None:
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    cam = make_scenario(
+        Status.ACTIVE, owner=admin, source="rtsp://viewer:Tr0ub4dor@10.0.0.9:554/live?token=zz9"
+    )
+    pages = [
+        client.get("/admin/scenarios/scenario/"),
+        client.get("/admin/scenarios/scenario/?q=10.0.0.9"),
+        client.get(f"/admin/scenarios/scenario/{cam.pk}/change/"),
+        client.get("/admin/scenarios/outboxmessage/"),
+        client.get(f"/scenario/{cam.pk}/view/"),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "Tr0ub4dor" not in text and "zz9" not in text
+    assert "rtsp://viewer:***@10.0.0.9:554/live?token=***" in pages[0].content.decode()
+    assert "rtsp://viewer:***@10.0.0.9:554/live" in pages[4].content.decode()
