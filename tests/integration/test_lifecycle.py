@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from scenarios.models import Prediction, Scenario
 from tests.conftest import client_for
+from tests.integration.api import create, get, wait_status
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -18,22 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def client(live: Stack, django_user_model) -> APIClient:
     return client_for(django_user_model.objects.create_user(username="it"))
-
-
-def get(client: APIClient, sid: str) -> dict:
-    resp = client.get(f"/scenario/{sid}/")
-    assert resp.status_code == 200
-    return resp.json()
-
-
-def create(client: APIClient, source: str, **params: object) -> str:
-    resp = client.post("/scenario/", {"source": source, "params": params}, format="json")
-    assert resp.status_code == 201, resp.content
-    return resp.json()["id"]
-
-
-def wait_status(client: APIClient, sid: str, status: str, timeout: float = 20) -> dict:
-    return wait_for(lambda: (d := get(client, sid))["status"] == status and d, timeout, what=status)
 
 
 def frame_indices(sid: str) -> list[int]:

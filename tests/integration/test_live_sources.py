@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 
 from scenarios.models import Prediction
 from tests.conftest import client_for
+from tests.integration import api
+from tests.integration.api import create, get, stop
 from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,20 +30,8 @@ def client(stream_stack: Stack, transactional_db: None, django_user_model: Any) 
     return client_for(django_user_model.objects.create_user(username="cam-operator"))
 
 
-def get(client: APIClient, sid: str) -> dict[str, Any]:
-    resp = client.get(f"/scenario/{sid}/")
-    assert resp.status_code == 200
-    return resp.json()
-
-
-def create(client: APIClient, source: str, **params: object) -> str:
-    resp = client.post("/scenario/", {"source": source, "params": params}, format="json")
-    assert resp.status_code == 201, resp.content
-    return resp.json()["id"]
-
-
 def wait_status(client: APIClient, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(lambda: (d := get(client, sid))["status"] == status and d, timeout, what=status)
+    return api.wait_status(client, sid, status, timeout)
 
 
 def last_frame(sid: str) -> int:
@@ -54,11 +44,6 @@ def predictions_grow(sid: str, timeout: float = 20) -> int:
     before = last_frame(sid)
     wait_for(lambda: last_frame(sid) > before, timeout, what=f"predictions after {before}")
     return last_frame(sid)
-
-
-def stop(client: APIClient, sid: str) -> dict[str, Any]:
-    client.post(f"/scenario/{sid}/", {"status": "init_shutdown"}, format="json")
-    return wait_status(client, sid, "inactive", timeout=20)
 
 
 def free_port() -> int:

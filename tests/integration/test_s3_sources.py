@@ -13,8 +13,9 @@ from rest_framework.test import APIClient
 
 from scenarios.models import Prediction
 from tests.conftest import client_for
+from tests.integration.api import create, wait_status
 from tests.integration.conftest import _stack
-from tests.integration.stack import Stack, wait_for
+from tests.integration.stack import Stack
 from tests.media_servers.s3_fixtures import S3Server
 
 pytestmark = pytest.mark.integration
@@ -40,20 +41,6 @@ def client(
     return client_for(django_user_model.objects.create_user(username="archivist"))
 
 
-def wait_inactive(client: APIClient, sid: str, timeout: float = 30) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        body = client.get(f"/scenario/{sid}/").json()
-        return body if body["status"] == "inactive" else None
-
-    return wait_for(done, timeout, what="inactive")
-
-
-def create(client: APIClient, source: str) -> str:
-    resp = client.post("/scenario/", {"source": source}, format="json")
-    assert resp.status_code == 201, resp.content
-    return resp.json()["id"]
-
-
 def test_uploaded_video_runs_from_s3_to_the_end(
     client: APIClient, s3_settings: S3Server, video_root: Path
 ) -> None:
@@ -69,7 +56,7 @@ def test_uploaded_video_runs_from_s3_to_the_end(
     assert s3_settings.exists(video["source"].split("/", 3)[3])
 
     sid = create(client, video["source"])
-    done = wait_inactive(client, sid)
+    done = wait_status(client, sid, "inactive", timeout=30)
     assert done["stop_reason"] == "end_of_stream", done["error"]
     assert done["frames_processed"] == 40 and done["stream"] is None
     assert list(
@@ -83,12 +70,12 @@ def test_missing_object_ends_with_a_readable_error(
     client: APIClient, s3_settings: S3Server
 ) -> None:
     sid = create(client, f"s3://{s3_settings.bucket}/no/such/clip.mp4")
-    done = wait_inactive(client, sid)
+    done = wait_status(client, sid, "inactive", timeout=30)
     assert done["stop_reason"] == "error"
     assert done["error"] == f"no such key in bucket {s3_settings.bucket}: no/such/clip.mp4"
 
 
 def test_missing_bucket_ends_with_a_readable_error(client: APIClient) -> None:
     sid = create(client, "s3://no-such-bucket/clip.mp4")
-    done = wait_inactive(client, sid)
+    done = wait_status(client, sid, "inactive", timeout=30)
     assert done["stop_reason"] == "error" and "no such bucket: no-such-bucket" in done["error"]

@@ -1,26 +1,36 @@
-"""A small HTTP server for the tests: an endless MJPEG stream and files with Range support.
+"""A small HTTP server for the tests: an endless MJPEG stream, HLS, and files with Range support.
 
     .venv/bin/python tests/media_servers/http_server.py --port 8080 --root VIDEO_DIR
 
 ``/mjpeg`` is a live MJPEG stream (multipart/x-mixed-replace, 320x240 at about 10 fps, each
-frame numbered); any other path is a file under ``--root``, with single byte-range requests
-answered by 206 (FFmpeg seeks by Range to the index of an MP4 whose moov atom is at the end, as
-OpenCV writes them). Prints ``READY http://127.0.0.1:PORT`` once it listens; ``--port 0`` picks
-a free port.
+frame numbered). ``/hls/vod/NAME.m3u8`` and ``/hls/live/NAME.m3u8`` are HLS made from
+``ROOT/NAME.mp4``: MPEG-TS segments of about a second, re-encoded on the first request and kept
+in memory; VOD lists them all and ends, live is a sliding window that moves on in real time and
+loops the file forever. Any other path is a file under ``--root``, with single byte-range
+requests answered by 206 (FFmpeg seeks by Range to the index of an MP4 whose moov atom is at the
+end, as OpenCV writes them). Prints ``READY http://127.0.0.1:PORT`` once it listens; ``--port
+0`` picks a free port.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import contextlib
 import io
+import itertools
+import math
 import os
 import re
 import shutil
 import sys
+import tempfile
+import threading
 import time
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import BinaryIO
 
 import cv2
@@ -29,6 +39,11 @@ import numpy as np
 BOUNDARY = "frame"
 MJPEG_FPS = 10.0
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+HLS = re.compile(r"/hls/(vod|live)/([\w.-]+?)(?:\.(\d+)\.ts|\.m3u8)$")
+SEGMENT_S = 1.0
+SEGMENT_FOURCC = cv2.VideoWriter.fourcc(*"mp4v")
+LIVE_WINDOW = 5  # segments in a live playlist; FFmpeg starts 3 from its end
+STARTED = time.monotonic()  # the live playlists' clock: a restarted server starts them again
 
 
 def mjpeg_frame(index: int, size: tuple[int, int] = (320, 240)) -> bytes:
@@ -42,14 +57,107 @@ def mjpeg_frame(index: int, size: tuple[int, int] = (320, 240)) -> bytes:
     return jpeg.tobytes()
 
 
+class Segments:
+    """A video cut into MPEG-TS segments of about SEGMENT_S seconds, each playable on its own.
+
+    OpenCV's FFmpeg has no H.264 encoder, so the segments are MPEG-4 Part 2 (``mp4v``), which
+    FFmpeg's HLS demuxer reads as well. Every segment is written by its own VideoWriter: its
+    timestamps start again, as after an ``#EXT-X-DISCONTINUITY``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        per_segment = max(1, round(fps * SEGMENT_S))
+        self.durations: list[float] = []
+        self.data: list[bytes] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            ts = str(Path(tmp) / "segment.ts")
+            ok, frame = cap.read()
+            while ok:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(ts, cv2.CAP_FFMPEG, SEGMENT_FOURCC, fps, (w, h))
+                assert writer.isOpened(), f"OpenCV cannot write {ts}"
+                frames = 0
+                while ok and frames < per_segment:
+                    writer.write(frame)
+                    frames += 1
+                    ok, frame = cap.read()
+                writer.release()
+                self.durations.append(frames / fps)
+                self.data.append(Path(ts).read_bytes())
+        cap.release()
+        self.ends = list(itertools.accumulate(self.durations))
+        self.target = math.ceil(max(self.durations, default=SEGMENT_S))
+
+    def playlist(self, name: str, *, live: bool) -> str:
+        if live:
+            # The segment being "recorded" now is the newest; earlier ones slide out.
+            loops, into = divmod(time.monotonic() - STARTED, self.ends[-1])
+            first = int(loops) * len(self.data) + bisect.bisect(self.ends, into)
+            numbers = range(first, first + LIVE_WINDOW)
+        else:
+            first, numbers = 0, range(len(self.data))
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-TARGETDURATION:{self.target}",
+            f"#EXT-X-MEDIA-SEQUENCE:{first}",
+        ]
+        if not live:
+            lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
+        for n in numbers:
+            lines += [f"#EXTINF:{self.durations[n % len(self.data)]:.3f},", f"{name}.{n}.ts"]
+        if not live:
+            lines.append("#EXT-X-ENDLIST")
+        return "\n".join(lines) + "\n"
+
+
+SEGMENTS: dict[Path, Segments] = {}
+SEGMENTS_LOCK = threading.Lock()
+
+
+def segments_of(path: Path) -> Segments:
+    with SEGMENTS_LOCK:  # requests come in threads; cut each file once
+        if path not in SEGMENTS:
+            SEGMENTS[path] = Segments(path)
+        return SEGMENTS[path]
+
+
 class Handler(SimpleHTTPRequestHandler):
     byte_range: tuple[int, int] | None = None  # of the file being sent, both ends included
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/mjpeg":
+        path = self.path.split("?")[0]
+        if path == "/mjpeg":
             self.send_mjpeg()
+        elif m := HLS.match(path):
+            self.send_hls(live=m[1] == "live", name=m[2], number=m[3])
         else:
             super().do_GET()
+
+    def send_hls(self, *, live: bool, name: str, number: str | None) -> None:
+        source = Path(self.directory) / f"{name}.mp4"
+        if not source.is_file():
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        segments = segments_of(source)
+        if number is None:
+            body = segments.playlist(name, live=live).encode()
+            content_type = "application/vnd.apple.mpegurl"
+        elif live or int(number) < len(segments.data):
+            body = segments.data[int(number) % len(segments.data)]
+            content_type = "video/mp2t"
+        else:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
+            self.wfile.write(body)
 
     def send_mjpeg(self) -> None:
         self.close_connection = True
