@@ -14,6 +14,8 @@ from runner.params import ParamsError, storable_text, validate_params
 from runner.redact import redact
 from runner.sources import SCHEMES, SourceError, resolve_local
 from scenarios.models import Scenario, Status
+from videos.storage import NOT_CONFIGURED as S3_NOT_CONFIGURED
+from videos.storage import parse_s3, s3_configured
 
 
 def validate_source(value: str) -> str:
@@ -47,14 +49,12 @@ def validate_source(value: str) -> str:
     if not parts.hostname:
         raise serializers.ValidationError(f"{scheme} source needs a host (or bucket)")
     if scheme == "s3":
-        if not parts.path.strip("/"):
-            raise serializers.ValidationError("s3 source needs a key: s3://bucket/key")
-        from videos.storage import s3_configured  # boto3 loads only for s3 sources
-
+        try:
+            parse_s3(value)
+        except SourceError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         if not s3_configured():
-            raise serializers.ValidationError(
-                "s3 sources need object storage configured (AWS_STORAGE_BUCKET_NAME and friends)"
-            )
+            raise serializers.ValidationError(S3_NOT_CONFIGURED)
         return value
     if scheme == "onvif":
         try:

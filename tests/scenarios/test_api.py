@@ -957,3 +957,21 @@ def test_a_bad_after_or_limit_is_400(
 
     assert resp.status_code == 400, resp.content
     assert param in resp.json()
+
+
+@pytest.mark.parametrize(
+    ("source", "status"),
+    [
+        ("s3://misis-test/clips/a.mp4", 201),
+        ("s3://other-bucket/deep/key with space.mp4", 201),  # any bucket the keys can read
+        ("s3://misis-test/", 400),
+        ("s3://bad bucket/a.mp4", 400),
+    ],
+)
+def test_s3_sources_when_object_storage_is_configured(
+    api: APIClient, s3_settings: Any, source: str, status: int
+) -> None:
+    resp = create(api, {"source": source})
+    assert resp.status_code == status, resp.content
+    if status == 400:
+        assert set(resp.json()) == {"source"} and not Scenario.objects.exists()
