@@ -172,7 +172,7 @@ class LatestFrameFeed:
         self._stop.set()
         # A read or an open in progress returns within its timeout; the thread then releases
         # the capture itself. Waiting longer than that would only hold up a stop.
-        limit = settings.MISIS_STREAM_OPEN_TIMEOUT + settings.MISIS_STREAM_READ_TIMEOUT + 1
+        limit = settings.MISIS_STREAM_OPEN_TIMEOUT + self.source.read_timeout + 1
         self._thread.join(timeout=limit)
         if self._thread.is_alive():
             logger.warning(

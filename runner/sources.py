@@ -126,6 +126,11 @@ class VideoSource:
         self._duration = 0.0
         self._opened_once = False
         self._reopened_at = -1
+        # HLS hands out whole segments (often 6 s): a read at the live edge waits for the next
+        # one, so its timeout must outlast a segment or every segment would look like a stall.
+        self.read_timeout = settings.MISIS_STREAM_READ_TIMEOUT
+        if source.split("?", 1)[0].lower().endswith(".m3u8"):
+            self.read_timeout = max(self.read_timeout, settings.MISIS_HLS_READ_TIMEOUT)
         # A looping file stands in for a camera: it is played at its own frame rate.
         self.realtime = loop and not self.live
         self._clock: tuple[float, float] | None = None  # (monotonic, pts) of the first frame
@@ -163,7 +168,7 @@ class VideoSource:
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
                 int(open_timeout * 1000),
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                int(settings.MISIS_STREAM_READ_TIMEOUT * 1000),
+                int(self.read_timeout * 1000),
             ]
         cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
@@ -209,11 +214,7 @@ class VideoSource:
             raise SourceError(f"source {redact(self.source)} is not open")
         started = time.monotonic()
         ok, image = self._cap.read()
-        if (
-            ok
-            and self.live
-            and time.monotonic() - started >= 0.9 * settings.MISIS_STREAM_READ_TIMEOUT
-        ):
+        if ok and self.live and time.monotonic() - started >= 0.9 * self.read_timeout:
             # FFmpeg's read timeout fired but it still had buffered packets to decode: the
             # source has stopped (a frozen RTSP server gives two such frames, 2 timeouts late).
             ok = False
@@ -236,7 +237,7 @@ class VideoSource:
             if self.live:
                 raise SourceError(
                     f"stream {redact(self.source)} sent no frame within"
-                    f" {settings.MISIS_STREAM_READ_TIMEOUT:g} s or ended"
+                    f" {self.read_timeout:g} s or ended"
                 )
             return None
         pts = time.monotonic() if self.live else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0

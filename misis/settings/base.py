@@ -213,6 +213,8 @@ MISIS_VIDEO_ROOT = Path(env("MISIS_VIDEO_ROOT", default=str(BASE_DIR / "media" /
 # A camera that stops answering would otherwise block a read for 30 s and more.
 MISIS_STREAM_OPEN_TIMEOUT = env.float("MISIS_STREAM_OPEN_TIMEOUT", default=10.0)
 MISIS_STREAM_READ_TIMEOUT = env.float("MISIS_STREAM_READ_TIMEOUT", default=5.0)
+# HLS (.m3u8) reads wait for whole segments: at least this long (3 x a 6 s target duration).
+MISIS_HLS_READ_TIMEOUT = env.float("MISIS_HLS_READ_TIMEOUT", default=20.0)
 # RTSP over TCP by default: UDP loses packets (smeared frames) behind NAT and on busy links.
 MISIS_RTSP_TRANSPORT = env("MISIS_RTSP_TRANSPORT", default="tcp")
 MISIS_RECONNECT_BACKOFF_BASE = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)

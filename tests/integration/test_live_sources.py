@@ -219,3 +219,13 @@ def test_onvif_wrong_password_ends_with_a_readable_error(
     assert done["stop_reason"] == "error"
     assert "credentials" in done["error"] or "refused" in done["error"], done["error"]
     assert "wrong" not in done["error"]
+
+
+def test_hls_live_is_live_and_hls_vod_is_a_file(client: APIClient, http_stream_server: Any) -> None:
+    live = create(client, http_stream_server.url("hls/live/short.m3u8"), target_fps=5)
+    vod = create(client, http_stream_server.url("hls/vod/short.m3u8"))
+    assert wait_status(client, live, "active")["stream"]["state"] == "connected"
+    predictions_grow(live)
+    done = wait_status(client, vod, "inactive")
+    assert done["stop_reason"] == "end_of_stream" and done["frames_processed"] == 40
+    stop(client, live)

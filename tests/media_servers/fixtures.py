@@ -1,4 +1,4 @@
-"""Live stream servers as pytest fixtures: an RTSP camera and an HTTP (MJPEG + files) server.
+"""Live stream servers as pytest fixtures: an RTSP camera and an HTTP (MJPEG, HLS, files) server.
 
 Each runs as a child process that a test may kill (SIGKILL), freeze (SIGSTOP), thaw and start
 again at the same address. Both are function-scoped: a test gets a fresh, running server and
@@ -127,6 +127,7 @@ class RtspServer(ServerProcess):
 
 class HttpStreamServer(ServerProcess):
     """tests/media_servers/http_server.py: ``url("mjpeg")`` an endless MJPEG stream,
+    ``url("hls/vod/short.m3u8")`` and ``url("hls/live/short.m3u8")`` HLS of ``short.mp4``,
     ``url("short.mp4")`` a file of the root, with Range support."""
 
     scheme = "http"
@@ -197,7 +198,8 @@ def rtsp_server(make_rtsp_server: Callable[..., RtspServer]) -> RtspServer:
 
 @pytest.fixture
 def http_stream_server(video_root: Path, tmp_path: Path) -> Iterator[HttpStreamServer]:
-    """A running HTTP server of ``video_root``: ``url("mjpeg")``, ``url("short.mp4")``."""
+    """A running HTTP server of ``video_root``: ``url("mjpeg")``, ``url("hls/live/loop.m3u8")``,
+    ``url("short.mp4")``..."""
     server = HttpStreamServer(video_root, tmp_path / "http.log")
     try:
         server.start()

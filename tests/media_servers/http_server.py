@@ -42,6 +42,8 @@ RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 HLS = re.compile(r"/hls/(vod|live)/([\w.-]+?)(?:\.(\d+)\.ts|\.m3u8)$")
 SEGMENT_S = 1.0
 SEGMENT_FOURCC = cv2.VideoWriter.fourcc(*"mp4v")
+TS_PACKET = 188
+TS_VIDEO_PID = 0x100  # FFmpeg's muxer numbers streams from here; tables (PAT, PMT, SDT) elsewhere
 LIVE_WINDOW = 5  # segments in a live playlist; FFmpeg starts 3 from its end
 STARTED = time.monotonic()  # the live playlists' clock: a restarted server starts them again
 
@@ -58,41 +60,41 @@ def mjpeg_frame(index: int, size: tuple[int, int] = (320, 240)) -> bytes:
 
 
 class Segments:
-    """A video cut into MPEG-TS segments of about SEGMENT_S seconds, each playable on its own.
+    """A video re-encoded into one MPEG-TS stream and cut into segments of SEGMENT_S seconds
+    or a little more (up to the next keyframe): timestamps run on across segments, as from a
+    real HLS packager.
 
-    OpenCV's FFmpeg has no H.264 encoder, so the segments are MPEG-4 Part 2 (``mp4v``), which
-    FFmpeg's HLS demuxer reads as well. Every segment is written by its own VideoWriter: its
-    timestamps start again, as after an ``#EXT-X-DISCONTINUITY``.
+    OpenCV's FFmpeg has no H.264 encoder, so the video is MPEG-4 Part 2 (``mp4v``), which
+    FFmpeg's HLS demuxer reads as well. Its encoder puts a keyframe at least every 12 frames
+    and takes no options from OpenCV (OPENCV_FFMPEG_WRITER_OPTIONS="g;25" changes nothing).
     """
 
     def __init__(self, path: Path) -> None:
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         per_segment = max(1, round(fps * SEGMENT_S))
-        self.durations: list[float] = []
-        self.data: list[bytes] = []
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        cut: list[tuple[int, bytes]] = []  # none when the file is no video
         with tempfile.TemporaryDirectory() as tmp:
-            ts = str(Path(tmp) / "segment.ts")
-            ok, frame = cap.read()
-            while ok:
-                h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(ts, cv2.CAP_FFMPEG, SEGMENT_FOURCC, fps, (w, h))
-                assert writer.isOpened(), f"OpenCV cannot write {ts}"
-                frames = 0
-                while ok and frames < per_segment:
-                    writer.write(frame)
-                    frames += 1
-                    ok, frame = cap.read()
+            ts = Path(tmp) / "video.ts"
+            writer = cv2.VideoWriter(str(ts), cv2.CAP_FFMPEG, SEGMENT_FOURCC, fps, size)
+            if cap.isOpened() and writer.isOpened():
+                ok, image = cap.read()
+                while ok:
+                    writer.write(image)
+                    ok, image = cap.read()
                 writer.release()
-                self.durations.append(frames / fps)
-                self.data.append(Path(ts).read_bytes())
+                cut = cut_at_keyframes(ts.read_bytes(), per_segment)
         cap.release()
+        self.durations = [frames / fps for frames, _ in cut]
+        self.data = [data for _, data in cut]
         self.ends = list(itertools.accumulate(self.durations))
         self.target = math.ceil(max(self.durations, default=SEGMENT_S))
 
     def playlist(self, name: str, *, live: bool) -> str:
         if live:
-            # The segment being "recorded" now is the newest; earlier ones slide out.
+            # As if LIVE_WINDOW segments were out when the server started: the window moves
+            # on by one segment each time a segment's duration has passed.
             loops, into = divmod(time.monotonic() - STARTED, self.ends[-1])
             first = int(loops) * len(self.data) + bisect.bisect(self.ends, into)
             numbers = range(first, first + LIVE_WINDOW)
@@ -107,10 +109,35 @@ class Segments:
         if not live:
             lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
         for n in numbers:
+            if n % len(self.data) == 0 and n > first:
+                lines.append("#EXT-X-DISCONTINUITY")  # looped: timestamps start again
             lines += [f"#EXTINF:{self.durations[n % len(self.data)]:.3f},", f"{name}.{n}.ts"]
         if not live:
             lines.append("#EXT-X-ENDLIST")
         return "\n".join(lines) + "\n"
+
+
+def cut_at_keyframes(ts: bytes, frames_per_segment: int) -> list[tuple[int, bytes]]:
+    """(frames, bytes) of segments of at least ``frames_per_segment`` frames, each opening
+    with the PAT and PMT that FFmpeg's muxer writes right before a keyframe (after non-key
+    frames), so that a player can start at any of them."""
+    segments: list[tuple[int, bytes]] = []
+    start, frames, tables = 0, 0, None  # tables: where the run of table packets began
+    for offset in range(0, len(ts), TS_PACKET):
+        packet = ts[offset : offset + TS_PACKET]
+        if (packet[1] & 0x1F) << 8 | packet[2] != TS_VIDEO_PID:
+            tables = offset if tables is None else tables
+            continue
+        if packet[1] & 0x40:  # payload unit start: a frame begins
+            random_access = packet[3] & 0x20 and packet[4] and packet[5] & 0x40
+            if random_access and tables is not None and frames >= frames_per_segment:
+                segments.append((frames, ts[start:tables]))
+                start, frames = tables, 0
+            frames += 1
+        tables = None
+    if frames:
+        segments.append((frames, ts[start:]))
+    return segments
 
 
 SEGMENTS: dict[Path, Segments] = {}
@@ -138,10 +165,10 @@ class Handler(SimpleHTTPRequestHandler):
 
     def send_hls(self, *, live: bool, name: str, number: str | None) -> None:
         source = Path(self.directory) / f"{name}.mp4"
-        if not source.is_file():
+        segments = segments_of(source) if source.is_file() else None
+        if segments is None or not segments.data:  # no such file, or no video in it
             self.send_error(HTTPStatus.NOT_FOUND)
             return
-        segments = segments_of(source)
         if number is None:
             body = segments.playlist(name, live=live).encode()
             content_type = "application/vnd.apple.mpegurl"
