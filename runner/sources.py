@@ -13,14 +13,16 @@ of blocking a read for half a minute; runner/feeds.py reconnects them.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import cv2
 import numpy as np
@@ -35,6 +37,7 @@ LIVE_SCHEMES = ("rtsp", "rtsps", "onvif")
 NETWORK_SCHEMES = (*LIVE_SCHEMES, "http", "https")
 SCHEMES = (*NETWORK_SCHEMES, "s3")
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
+MAX_REDIRECTS = 5
 
 __all__ = ["Frame", "SourceError", "VideoSource", "redact", "resolve_local"]
 
@@ -84,20 +87,58 @@ def _ffmpeg_options() -> None:
 
 
 def _probe(url: str, timeout: float) -> None:
-    """Connect to the URL's host and port first: OpenCV only says "cannot open", this says why."""
-    parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
-    if not host or not port:
-        return
-    shown = f"{host}:{port}"
+    """Connect to the URL's host and port first: OpenCV only says "cannot open", this says why.
+
+    For HTTP(S) this is a request whose redirects are followed here, each target checked
+    against the host lists: FFmpeg follows redirects without asking anyone.
+    """
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+        if not host or not port:
+            return
+        shown = f"{host}:{port}"
+        try:
+            if parts.scheme.lower() not in ("http", "https"):
+                socket.create_connection((host, port), timeout=timeout).close()
+                return
+            location = _redirect_of(parts, host, port, timeout)
+        except socket.gaierror as exc:
+            raise SourceError(f"cannot resolve host {host}: {exc.strerror}") from None
+        except TimeoutError:
+            raise SourceError(f"{shown} did not answer within {timeout:g} s") from None
+        except OSError as exc:
+            raise SourceError(f"cannot connect to {shown}: {exc.strerror or exc}") from None
+        except http.client.HTTPException as exc:
+            raise SourceError(f"{shown} did not answer HTTP: {type(exc).__name__}") from None
+        if location is None:
+            return
+        url = urljoin(url, location)
+        _check_host(url)
+    raise SourceError(f"more than {MAX_REDIRECTS} redirects from {redact(url)}")
+
+
+def _redirect_of(parts: SplitResult, host: str, port: int, timeout: float) -> str | None:
+    """Where an HTTP(S) URL redirects to, if it does. Credentials are not sent along."""
+    if parts.scheme.lower() == "https":
+        # Cameras mostly carry self-signed certificates; FFmpeg does not verify them either.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=context
+        )
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except socket.gaierror as exc:
-        raise SourceError(f"cannot resolve host {host}: {exc.strerror}") from None
-    except TimeoutError:
-        raise SourceError(f"{shown} did not answer within {timeout:g} s") from None
-    except OSError as exc:
-        raise SourceError(f"cannot connect to {shown}: {exc.strerror or exc}") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", target, headers={"Range": "bytes=0-0", "Connection": "close"})
+        response = conn.getresponse()  # headers only: an endless MJPEG body is never read
+        if response.status in (301, 302, 303, 307, 308):
+            return response.getheader("Location")
+        return None
+    finally:
+        conn.close()
 
 
 def _check_host(url: str) -> None:
