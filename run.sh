@@ -85,10 +85,12 @@ ensure_chromium() {
 # PyGObject (tests/media_servers/rtsp_server.py); neither comes from pip.
 ensure_gstreamer() {
   local check='import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer'
-  /usr/bin/python3 -c "$check" 2>/dev/null && return
+  # glib-networking: GIO's TLS backend, for rtsps://; openssl makes the test certificate.
+  /usr/bin/python3 -c "$check" 2>/dev/null && dpkg -s glib-networking >/dev/null 2>&1 \
+    && command -v openssl >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "installing GStreamer's RTSP server (live-source tests)"
-    apt_install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi \
+    apt_install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi glib-networking openssl \
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   else
     log "gst-rtsp-server is missing and cannot be installed here (need root and apt-get)"

@@ -229,3 +229,20 @@ def test_hls_live_is_live_and_hls_vod_is_a_file(client: APIClient, http_stream_s
     done = wait_status(client, vod, "inactive")
     assert done["stop_reason"] == "end_of_stream" and done["frames_processed"] == 40
     stop(client, live)
+
+
+def test_rtsps_camera_with_a_self_signed_certificate_and_credentials(
+    client: APIClient, make_rtsp_server: Any
+) -> None:
+    camera = make_rtsp_server(user="viewer", password="s3cret-tls", tls=True)
+    source = camera.url("test")
+    assert source.startswith("rtsps://viewer:s3cret-tls@127.0.0.1:")
+    sid = create(client, source, target_fps=5)
+    active = wait_status(client, sid, "active")
+    assert active["stream"]["state"] == "connected"
+    assert active["source"] == source.replace("s3cret-tls", "***")
+    assert active["source"].startswith("rtsps://viewer:***@127.0.0.1:")
+    predictions_grow(sid)
+    done = stop(client, sid)
+    assert done["stop_reason"] == "requested" and done["stream"] is None
+    assert "s3cret-tls" not in str(done)

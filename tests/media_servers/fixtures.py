@@ -11,6 +11,7 @@ import ctypes
 import functools
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,10 @@ GST_RTSP_CHECK = (
     "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
 )
 START_TIMEOUT_S = 20.0
+OPENSSL_SELF_SIGNED = (
+    "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
+    " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+)
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 __all__ = ["http_stream_server", "make_rtsp_server", "rtsp_server"]
@@ -100,7 +105,8 @@ class ServerProcess:
 
 class RtspServer(ServerProcess):
     """tests/media_servers/rtsp_server.py: ``url("test")`` a live pattern, ``url("file")`` a
-    looped file. With a user, ``url(mount)`` carries the credentials."""
+    looped file. With a user, ``url(mount)`` carries the credentials; with ``tls=(cert, key)``
+    it serves RTSPS only and its URLs are ``rtsps://``."""
 
     scheme = "rtsp"
 
@@ -111,17 +117,22 @@ class RtspServer(ServerProcess):
         user: str | None = None,
         password: str = "",
         auth: str = "digest",
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         argv = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--file", str(file)]
         if user:
             argv += ["--user", user, "--password", password, "--auth", auth]
+        if tls:
+            argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+            self.scheme = "rtsps"
         super().__init__(argv, log_path)
         self.user, self.password = user, password
 
     def url(self, path: str = "test", *, auth: bool = True) -> str:
         url = super().url(path)
         if self.user and auth:
-            url = url.replace("rtsp://", f"rtsp://{self.user}:{self.password}@", 1)
+            prefix = f"{self.scheme}://"
+            url = url.replace(prefix, f"{prefix}{self.user}:{self.password}@", 1)
         return url
 
 
@@ -164,23 +175,48 @@ def require_gst_rtsp() -> None:
         pytest.fail(
             f"{SYSTEM_PYTHON} cannot import gi.repository.GstRtspServer. Install (as root): "
             "apt-get install gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi "
-            "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly "
+            "glib-networking gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
+            "gstreamer1.0-plugins-ugly "
             "(./run.sh --test does it when run as root).",
             pytrace=False,
         )
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, signed by itself, made with the openssl CLI (no
+    Python dependency for it). Cameras carry such certificates; FFmpeg does not verify them
+    unless told to (``tls_verify;1``)."""
+    cert, key = directory / "rtsps-cert.pem", directory / "rtsps-key.pem"
+    if cert.exists():
+        return cert, key
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the openssl CLI is needed to make a test certificate for RTSPS", pytrace=False)
+    made = subprocess.run(
+        [openssl, *OPENSSL_SELF_SIGNED.split(), "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.fail(f"openssl could not make a test certificate:\n{made.stderr}", pytrace=False)
+    return cert, key
 
 
 @pytest.fixture
 def make_rtsp_server(video_root: Path, tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
     """Start RTSP servers serving ``video_root/loop.mp4`` at /file: ``make_rtsp_server()``, or
     ``make_rtsp_server(user="cam", password="secret", auth="digest" | "basic")`` for one that
-    answers 401 without those credentials. All are killed after the test."""
+    answers 401 without those credentials, and ``tls=True`` for RTSPS with a self-signed
+    certificate (``url()`` is then ``rtsps://``). All are killed after the test."""
     require_gst_rtsp()
     servers: list[RtspServer] = []
 
-    def make(*, user: str | None = None, password: str = "", auth: str = "digest") -> RtspServer:
+    def make(
+        *, user: str | None = None, password: str = "", auth: str = "digest", tls: bool = False
+    ) -> RtspServer:
         log = tmp_path / f"rtsp-{len(servers)}.log"
-        server = RtspServer(video_root / "loop.mp4", log, user, password, auth)
+        pem = self_signed_certificate(tmp_path) if tls else None
+        server = RtspServer(video_root / "loop.mp4", log, user, password, auth, pem)
         servers.append(server)
         server.start()
         return server

@@ -6,7 +6,8 @@ Runs under Debian's /usr/bin/python3 (PyGObject and gst-rtsp-server come from ap
 
 Mounts: /test (H.264 test pattern, 320x240 at 25 fps) and /file (the file's own frames, looped
 forever, paced in real time). Prints ``READY rtsp://127.0.0.1:PORT`` once it listens; ``--port 0``
-picks a free port (the READY line names it).
+picks a free port (the READY line names it). With ``--tls-cert cert.pem --tls-key key.pem`` it
+speaks RTSP over TLS only (RTSPS, interleaved over TCP) and says ``READY rtsps://...``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 # key-int-max is short so that a client that (re)connects gets a keyframe within a second. 25 fps,
 # not 15: FFmpeg probes about 30 frames of an H.264 stream before it opens (1.2 s here, 2 s at 15).
@@ -36,6 +37,9 @@ PAYLOADERS = {
     "video/x-h265": "rtph265pay name=pay0 pt=96 config-interval=1",
     "video/mpeg": "rtpmp4vpay name=pay0 pt=96 config-interval=1",
 }
+# The role of clients without credentials when an auth object exists only for TLS: an auth
+# object turns access checks on, and without a default token every mount answers them 401.
+ANONYMOUS = "anonymous"
 
 
 def read_samples(path: str) -> tuple[Gst.Caps, list[Gst.Buffer], int]:
@@ -102,8 +106,13 @@ class LoopedFile:
         GLib.timeout_add(max(self.duration // Gst.MSECOND, 1), push)
 
 
-def add_auth(server: GstRtspServer.RTSPServer, user: str, password: str, method: str) -> None:
+def make_auth(user: str | None, password: str, method: str) -> GstRtspServer.RTSPAuth:
     auth = GstRtspServer.RTSPAuth()
+    if not user:
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", ANONYMOUS)
+        auth.set_default_token(token)
+        return auth
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", user)
     # One method: the bindings take the method set as an enum, so BASIC|DIGEST does not pass.
@@ -113,16 +122,29 @@ def add_auth(server: GstRtspServer.RTSPServer, user: str, password: str, method:
     else:
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
-    server.set_auth(auth)
+    return auth
 
 
-def make_factory(launch: str, user: str | None) -> GstRtspServer.RTSPMediaFactory:
+def set_tls(auth: GstRtspServer.RTSPAuth, cert: str, key: str) -> None:
+    """Every connection then starts with a TLS handshake (gst-rtsp-server has no STARTTLS)."""
+    if not Gio.TlsBackend.get_default().supports_tls():
+        raise SystemExit("GIO has no TLS backend: apt-get install glib-networking")
+    try:
+        certificate = Gio.TlsCertificate.new_from_files(cert, key)
+    except GLib.Error as exc:
+        raise SystemExit(f"cannot load {cert} / {key}: {exc.message}") from None
+    auth.set_tls_certificate(certificate)
+    # The server does not ask clients for a certificate, as cameras do not.
+    auth.set_tls_authentication_mode(Gio.TlsAuthenticationMode.NONE)
+
+
+def make_factory(launch: str, role: str | None) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
-    if user:
+    if role:
         factory.add_role_from_structure(
             Gst.Structure.from_string(
-                f"{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+                f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
             )[0]
         )
     return factory
@@ -135,21 +157,30 @@ def main() -> None:
     parser.add_argument("--user", help="require RTSP authentication with this user")
     parser.add_argument("--password", default="")
     parser.add_argument("--auth", choices=["digest", "basic"], default="digest")
+    parser.add_argument("--tls-cert", help="serve RTSPS with this PEM certificate")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    if args.user:
-        add_auth(server, args.user, args.password, args.auth)
+    role = None
+    if args.user or args.tls_cert:
+        auth = make_auth(args.user, args.password, args.auth)
+        role = args.user or ANONYMOUS
+        if args.tls_cert:
+            set_tls(auth, args.tls_cert, args.tls_key)
+        server.set_auth(auth)
     mounts = server.get_mount_points()
-    test = make_factory(TEST_PIPELINE, args.user)
+    test = make_factory(TEST_PIPELINE, role)
     test.set_shared(True)  # one encoder for every client, like a camera
     mounts.add_factory("/test", test)
     if args.file:
         looped = LoopedFile(args.file)
-        factory = make_factory(looped.launch, args.user)
+        factory = make_factory(looped.launch, role)
         factory.connect("media-configure", looped.on_media_configure)
         mounts.add_factory("/file", factory)
 
@@ -158,7 +189,8 @@ def main() -> None:
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-    print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}", flush=True)
+    scheme = "rtsps" if args.tls_cert else "rtsp"
+    print(f"READY {scheme}://127.0.0.1:{server.get_bound_port()}", flush=True)
     loop.run()
 
 

@@ -121,6 +121,46 @@ def test_rtsp_credentials(auth: str, make_rtsp_server: Callable[..., RtspServer]
     assert not cv2.VideoCapture(server.url("test", auth=False), cv2.CAP_FFMPEG).isOpened()
 
 
+@pytest.mark.parametrize("user", [None, "cam"])
+def test_rtsps_with_a_self_signed_certificate(
+    user: str | None, make_rtsp_server: Callable[..., RtspServer]
+) -> None:
+    server = make_rtsp_server(user=user, password="s3cret", tls=True)
+    url = server.url("test")
+    assert url.startswith("rtsps://cam:s3cret@127.0.0.1:" if user else "rtsps://127.0.0.1:")
+    # FFmpeg does not verify the certificate by default, as cameras' are mostly self-signed.
+    assert shapes(read_frames(url, 10)) == [(240, 320, 3)] * 10
+    assert len(read_frames(server.url("file"), 3)) == 3
+    # A plain RTSP client gets its connection reset: the server speaks TLS only.
+    assert not cv2.VideoCapture(url.replace("rtsps://", "rtsp://"), cv2.CAP_FFMPEG).isOpened()
+    if user:
+        wrong = url.replace("s3cret", "wrong")
+        assert not cv2.VideoCapture(wrong, cv2.CAP_FFMPEG).isOpened()
+        assert not cv2.VideoCapture(server.url("test", auth=False), cv2.CAP_FFMPEG).isOpened()
+
+
+def test_rtsps_certificate_is_verified_only_when_asked(
+    make_rtsp_server: Callable[..., RtspServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = make_rtsp_server(tls=True).url("test")
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|tls_verify;1")
+    assert not cv2.VideoCapture(url, cv2.CAP_FFMPEG).isOpened()
+    trusted = f"rtsp_transport;tcp|tls_verify;1|ca_file;{tmp_path / 'rtsps-cert.pem'}"
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", trusted)
+    assert len(read_frames(url, 3)) == 3
+
+
+def test_rtsps_comes_back_at_the_same_url(make_rtsp_server: Callable[..., RtspServer]) -> None:
+    server = make_rtsp_server(user="cam", password="s3cret", tls=True)
+    url = server.url("test")
+    assert len(read_frames(url, 5)) == 5
+    server.kill()
+    assert not cv2.VideoCapture(url, cv2.CAP_FFMPEG).isOpened()
+    server.start()
+    assert server.url("test") == url
+    assert len(read_frames(url, 5)) == 5
+
+
 def test_http_mjpeg(http_stream_server: HttpStreamServer) -> None:
     started = time.monotonic()
     assert shapes(read_frames(http_stream_server.url("mjpeg"), 12)) == [(240, 320, 3)] * 12
