@@ -24,7 +24,6 @@ class StreamStatus:
     """What the API shows of a live source: connected or reconnecting, and since when."""
 
     state: str  # "connected" | "reconnecting"
-    reconnects: int
     last_frame_at: datetime | None
     error: str | None
 
@@ -36,6 +35,7 @@ class FileFeed:
         self.source = source
         self.ended = False
         self.dropped = 0
+        self.reconnects = 0
 
     def next_frame(self, timeout: float) -> Frame | None:
         frame = self.source.read()
@@ -166,7 +166,7 @@ class LatestFrameFeed:
     def status(self) -> StreamStatus | None:
         if not self.source.live:
             return None
-        return StreamStatus(self.state, self.reconnects, self.last_frame_at, self.last_error)
+        return StreamStatus(self.state, self.last_frame_at, self.last_error)
 
     def close(self) -> None:
         self._stop.set()

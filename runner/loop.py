@@ -14,6 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 import numpy as np
 from django.conf import settings
@@ -169,7 +170,7 @@ class ScenarioRunner:
                 self.publish()  # keeps the heartbeat, and notices a stop
                 time.sleep(min(2.0 ** (attempt - 1), 5.0))
 
-    def finish(self, reason: str, error: str | None = None) -> None:
+    def finish(self, reason: str, error: str | None = None) -> NoReturn:
         services.runner_finish(
             scenario_id=self.scenario_id, epoch=self.epoch, reason=reason, error=error
         )
@@ -238,7 +239,7 @@ class ScenarioRunner:
         finally:
             feed.close()
 
-    def fail(self, exc: SourceError, client: InferenceClient) -> None:
+    def fail(self, exc: SourceError, client: InferenceClient) -> NoReturn:
         """The source is gone for good: publish what is done, end ``inactive`` with the error."""
         logger.error("scenario %s: source failed: %s", self.scenario_id, exc)
         self.publish(frontier=self.frontier(client))
@@ -282,8 +283,7 @@ class ScenarioRunner:
         """Renew the lease, then write pending rows and the heartbeat; fenced by epoch."""
         self.lease.renew()
         dropped = self.feed.dropped if self.feed is not None else 0
-        stream = self.feed.status() if self.feed is not None else None
-        reconnects = stream.reconnects if stream is not None else self.reconnects_reported
+        reconnects = self.feed.reconnects if self.feed is not None else 0
         status = services.runner_publish(
             scenario_id=self.scenario_id,
             epoch=self.epoch,
@@ -291,7 +291,7 @@ class ScenarioRunner:
             next_frame=frontier if frontier is not None else 0,
             frames_dropped=dropped - self.dropped_reported,
             fps=self.fps(),
-            stream=stream,
+            stream=self.feed.status() if self.feed is not None else None,
             reconnects=reconnects - self.reconnects_reported,
         )
         self.reconnects_reported = reconnects

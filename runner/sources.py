@@ -29,6 +29,7 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from runner.hosts import HostRefused, check_url
 from runner.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ SCHEMES = (*NETWORK_SCHEMES, "s3")
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 MAX_REDIRECTS = 5
 
-__all__ = ["Frame", "SourceError", "VideoSource", "redact", "resolve_local"]
+__all__ = ["Frame", "SourceError", "VideoSource", "resolve_local"]
 
 
 class SourceError(Exception):
@@ -72,11 +73,6 @@ def scheme_of(source: str) -> str:
         return urlsplit(source).scheme.lower()
     except ValueError:
         return ""
-
-
-def is_live(source: str) -> bool:
-    """Known to be live before it is opened (http(s) is decided once FFmpeg has looked)."""
-    return scheme_of(source) in LIVE_SCHEMES
 
 
 def _ffmpeg_options() -> None:
@@ -142,13 +138,9 @@ def _redirect_of(parts: SplitResult, host: str, port: int, timeout: float) -> st
 
 
 def _check_host(url: str) -> None:
-    from runner.hosts import HostRefused, check_url
-
     try:
         check_url(url)
-    except HostRefused as exc:
-        raise SourceError(str(exc)) from None
-    except LookupError as exc:
+    except (HostRefused, LookupError) as exc:
         raise SourceError(str(exc)) from None
 
 
@@ -159,7 +151,8 @@ class VideoSource:
         self.source = source
         self.scheme = scheme_of(source)
         self.loop = loop
-        self.live = is_live(source)
+        # Known before opening; http(s) is decided once FFmpeg has looked (open()).
+        self.live = self.scheme in LIVE_SCHEMES
         self.next_index = start_frame
         self._cap: cv2.VideoCapture | None = None
         self._frame_count = 0

@@ -1,13 +1,14 @@
-"""Building scenarios in a given status, through the real transitions."""
+"""Building scenarios in a given status, through the real transitions, and their predictions."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 
 from scenarios import services
-from scenarios.models import Scenario, Status
+from scenarios.models import Prediction, Scenario, Status
 
 PATH_TO = {
     Status.INIT_STARTUP: [],
@@ -34,3 +35,30 @@ def make_scenario(
         getattr(scenario, step)()
     scenario.save()
     return scenario
+
+
+PERSON = {
+    "label": "person",
+    "class_id": 0,
+    "confidence": 0.9,
+    "x1": 1.0,
+    "y1": 2.0,
+    "x2": 30.0,
+    "y2": 40.0,
+}
+
+
+def make_prediction(scenario: Scenario, frame_index: int = 0, **fields: Any) -> Prediction:
+    """A published frame of ``scenario`` (one person box unless ``boxes`` says otherwise)."""
+    values: dict[str, Any] = {
+        "pts": frame_index / 25,
+        "captured_at": datetime.now(UTC),
+        "width": 64,
+        "height": 48,
+        "inference_ms": 3.0,
+        "boxes": [PERSON],
+        **fields,
+    }
+    return Prediction.objects.create(
+        scenario=scenario, frame_index=frame_index, epoch=scenario.epoch, **values
+    )

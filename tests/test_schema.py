@@ -6,7 +6,6 @@ answers of the API, so that code and documentation cannot drift apart unnoticed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from scenarios.models import Prediction, Scenario
+from scenarios.models import Scenario
+from tests.factories import make_prediction
 
 pytestmark = pytest.mark.django_db
 
@@ -220,27 +220,7 @@ def test_prediction_page_component_is_what_the_api_returns(
 ) -> None:
     created = api.post("/scenario/", {"source": "short.mp4"}, format="json")
     scenario = Scenario.objects.get(pk=created.json()["id"])
-    Prediction.objects.create(
-        scenario=scenario,
-        frame_index=0,
-        epoch=scenario.epoch,
-        pts=0.0,
-        captured_at=datetime.now(UTC),
-        width=320,
-        height=240,
-        inference_ms=4.0,
-        boxes=[
-            {
-                "label": "person",
-                "class_id": 0,
-                "confidence": 0.9,
-                "x1": 1.0,
-                "y1": 2.0,
-                "x2": 30.0,
-                "y2": 40.0,
-            }
-        ],
-    )
+    make_prediction(scenario, width=320, height=240, inference_ms=4.0)
     response = api.get(f"/prediction/{scenario.pk}/", {"limit": 1})
     assert response.status_code == 200
     page = response.json()

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.files.storage import Storage, storages
 
-from runner.sources import SourceError, redact
+from runner.redact import redact
+from runner.sources import SourceError
 
 if TYPE_CHECKING:
     from storages.backends.s3 import S3Storage

@@ -46,6 +46,13 @@ def predictions_grow(sid: str, timeout: float = 20) -> int:
     return last_frame(sid)
 
 
+def publishing(client: APIClient, source: str, **params: object) -> tuple[str, int]:
+    """A scenario that is active and has published; its id and its newest frame index."""
+    sid = create(client, source, **params)
+    wait_status(client, sid, "active")
+    return sid, predictions_grow(sid)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,9 +80,7 @@ def test_rtsp_pattern_and_looped_file_reach_active_and_publish(
 def test_server_restart_within_reconnect_timeout_resumes_the_same_scenario(
     client: APIClient, rtsp_server: Any
 ) -> None:
-    sid = create(client, rtsp_server.url("test"), reconnect_timeout=30)
-    wait_status(client, sid, "active")
-    before = predictions_grow(sid)
+    sid, before = publishing(client, rtsp_server.url("test"), reconnect_timeout=30)
     rtsp_server.kill()
     down = wait_for(
         lambda: (d := get(client, sid))["stream"]["state"] == "reconnecting" and d,
@@ -100,9 +105,7 @@ def test_server_restart_within_reconnect_timeout_resumes_the_same_scenario(
 def test_frozen_server_is_noticed_within_the_read_timeout(
     client: APIClient, rtsp_server: Any
 ) -> None:
-    sid = create(client, rtsp_server.url("test"), reconnect_timeout=60)
-    wait_status(client, sid, "active")
-    predictions_grow(sid)
+    sid, _ = publishing(client, rtsp_server.url("test"), reconnect_timeout=60)
     rtsp_server.freeze()
     frozen_at = time.monotonic()
     try:
@@ -125,9 +128,7 @@ def test_frozen_server_is_noticed_within_the_read_timeout(
 def test_server_that_never_comes_back_ends_the_scenario_with_an_error(
     client: APIClient, rtsp_server: Any
 ) -> None:
-    sid = create(client, rtsp_server.url("test"), reconnect_timeout=5)
-    wait_status(client, sid, "active")
-    predictions_grow(sid)
+    sid, _ = publishing(client, rtsp_server.url("test"), reconnect_timeout=5)
     rtsp_server.kill()
     try:
         done = wait_status(client, sid, "inactive", timeout=5 + READ_TIMEOUT + 15)

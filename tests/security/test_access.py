@@ -25,7 +25,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,8 @@ from rest_framework.authtoken.models import Token
 
 from misis.redis_client import get_redis
 from runner import preview
-from scenarios.models import Prediction, Scenario, Status
-from tests.factories import make_scenario
+from scenarios.models import Scenario, Status
+from tests.factories import make_prediction, make_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,17 +202,7 @@ class World:
 @pytest.fixture
 def world(user: Any, other_user: Any, staff_user: Any) -> World:
     scenario = make_scenario(Status.ACTIVE, owner=user)
-    Prediction.objects.create(
-        scenario=scenario,
-        frame_index=0,
-        epoch=scenario.epoch,
-        pts=0.0,
-        captured_at=datetime.now(UTC),
-        width=64,
-        height=48,
-        inference_ms=3.0,
-        boxes=[],
-    )
+    make_prediction(scenario, boxes=[])
     get_redis().set(preview.frame_key(scenario.pk), b"\xff\xd8\xff\xe0 not really a jpeg")
     Group.objects.create(name="operators")
     tokens = {

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,8 +36,8 @@ from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from scenarios.models import Prediction, Status
-from tests.factories import make_scenario
+from scenarios.models import Status
+from tests.factories import make_prediction, make_scenario
 
 SCHEMA_PATH = "/api/schema/?format=json"
 MAX_EXAMPLES = 30
@@ -85,27 +84,7 @@ def ids(user: Any, other_user: Any) -> dict[str, str]:
     # A few predictions, so that pages of real rows are rendered too.
     for scenario in (mine[0], foreign):
         for index in range(3):
-            Prediction.objects.create(
-                scenario=scenario,
-                frame_index=index,
-                epoch=scenario.epoch,
-                pts=index / 10,
-                captured_at=datetime.now(UTC),
-                width=64,
-                height=48,
-                inference_ms=2.0,
-                boxes=[
-                    {
-                        "label": "person",
-                        "class_id": 0,
-                        "confidence": 0.5,
-                        "x1": 1.0,
-                        "y1": 2.0,
-                        "x2": 3.0,
-                        "y2": 4.0,
-                    }
-                ],
-            )
+            make_prediction(scenario, index)
     return {
         "active": str(mine[0].pk),
         "inactive": str(mine[1].pk),
