@@ -233,6 +233,10 @@ MISIS_SOURCE_DENY = env.list(
     ],
 )
 
+# The largest frame (width x height) a source or an upload may have, checked before decoding:
+# one 16k x 16k frame would cost about 1 GB in every process that decodes it.
+MISIS_MAX_FRAME_PIXELS = env.int("MISIS_MAX_FRAME_PIXELS", default=3840 * 2160)
+
 MISIS_INFERENCE_BACKEND = env("MISIS_INFERENCE_BACKEND", default="yolo")
 MISIS_MODEL = env("MISIS_MODEL", default="")
 MISIS_DEVICE = env("MISIS_DEVICE", default="cpu")
