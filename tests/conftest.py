@@ -90,6 +90,6 @@ def queued(queue: str = "runner") -> int:
 
 
 from tests.media_servers.fixtures import *  # noqa: E402, F403
+from tests.media_servers.internal_host import *  # noqa: E402, F403
 from tests.media_servers.onvif_fixtures import *  # noqa: E402, F403
 from tests.media_servers.s3_fixtures import *  # noqa: E402, F403
-from tests.media_servers.internal_host import *  # noqa: E402, F403
