@@ -86,19 +86,21 @@ def _addresses(host: str) -> list[IPAddress]:
     return found
 
 
-def check_host(host: str) -> None:
-    """Raise HostRefused unless the operator's lists let sources connect to ``host``.
+def allowed_addresses(host: str) -> list[IPAddress]:
+    """The addresses of ``host``, resolved once, each checked: connect to these and no other.
 
-    A name that does not resolve raises LookupError.
+    Raises HostRefused unless the operator's lists let sources connect to every one of them,
+    LookupError when the name does not resolve.
     """
     host = host.strip("[]").lower().rstrip(".")
     allow = HostRules.parse(settings.MISIS_SOURCE_ALLOW)
     deny = HostRules.parse(settings.MISIS_SOURCE_DENY)
+    addresses = _addresses(host)
     if allow.names_host(host):
-        return
+        return addresses
     if deny.names_host(host):
         raise HostRefused(f"host {host} is on the deny list (MISIS_SOURCE_DENY)")
-    for address in _addresses(host):
+    for address in addresses:
         if allow.holds(address):
             continue
         if allow:
@@ -107,6 +109,15 @@ def check_host(host: str) -> None:
             )
         if deny.holds(address):
             raise HostRefused(f"host {host} ({address}) is on the deny list (MISIS_SOURCE_DENY)")
+    return addresses
+
+
+def check_host(host: str) -> None:
+    """Raise HostRefused unless the operator's lists let sources connect to ``host``.
+
+    A name that does not resolve raises LookupError.
+    """
+    allowed_addresses(host)
 
 
 def check_url(url: str) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 from xml.etree import ElementTree
 
 from runner.redact import redact
-from runner.sources import SourceError
+from sources.base import SourceError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,50 +1,32 @@
-"""Video sources read with OpenCV's FFmpeg backend.
+"""Frames of a scenario's source, in order, for the frame loop.
 
-- local files under MISIS_VIDEO_ROOT (symlinks resolved, never outside the root);
-- ``s3://bucket/key`` objects, handed to FFmpeg as a presigned URL (no copy on local disk);
-- ``http(s)://`` URLs: a file (progressive download, VOD) when FFmpeg reports a frame count,
-  otherwise a live stream (MJPEG, HLS live);
-- ``rtsp(s)://`` cameras, and ``onvif://`` cameras resolved to their RTSP URI on every open.
-
-Files are read frame by frame and resume at ``start_frame``; live streams are opened with
-bounded open and read timeouts, so a frozen camera is noticed within the read timeout instead
-of blocking a read for half a minute; runner/feeds.py reconnects them.
+The scheme's rules (what may be opened, how, and whether it is live) are in ``sources/``; this
+module reads: a file frame by frame, resuming at ``start_frame``, looping if asked, played at
+its own rate when it stands in for a camera; a live stream with bounded open and read
+timeouts, so that a frozen camera is noticed within the read timeout (runner/feeds.py
+reconnects it).
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
-import os
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import SplitResult, urljoin, urlsplit
 
-import cv2
 import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from runner.hosts import HostRefused, check_url
 from runner.redact import redact
+from sources.base import SourceError
+from sources.decoder import Decoder, open_decoder
+from sources.local import resolve_local
+from sources.registry import scheme_of, source_for
 
 logger = logging.getLogger(__name__)
 
-LIVE_SCHEMES = ("rtsp", "rtsps", "onvif")
-NETWORK_SCHEMES = (*LIVE_SCHEMES, "http", "https")
-SCHEMES = (*NETWORK_SCHEMES, "s3")
-DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
-MAX_REDIRECTS = 5
-
-__all__ = ["Frame", "SourceError", "VideoSource", "resolve_local"]
-
-
-class SourceError(Exception):
-    """The source cannot be opened or read; the message is shown to the user."""
+__all__ = ["Frame", "SourceError", "VideoSource", "resolve_local", "scheme_of"]
 
 
 @dataclass
@@ -55,170 +37,51 @@ class Frame:
     image: np.ndarray
 
 
-def resolve_local(source: str, root: Path | None = None) -> Path:
-    """The file a relative local source names, refusing anything outside the video root."""
-    root = (root or settings.MISIS_VIDEO_ROOT).resolve()
-    if not source or Path(source).is_absolute() or ".." in Path(source).parts:
-        raise SourceError("local sources are relative paths inside the video root")
-    path = (root / source).resolve()
-    if not path.is_relative_to(root):
-        raise SourceError("the path leaves the video root")
-    if path == root:
-        raise SourceError("name a file inside the video root")
-    return path
-
-
-def scheme_of(source: str) -> str:
-    try:
-        return urlsplit(source).scheme.lower()
-    except ValueError:
-        return ""
-
-
-def _ffmpeg_options() -> None:
-    # Read by OpenCV at every open; one value per process (RTSP transport for every camera).
-    os.environ.setdefault(
-        "OPENCV_FFMPEG_CAPTURE_OPTIONS", f"rtsp_transport;{settings.MISIS_RTSP_TRANSPORT}"
-    )
-
-
-def _probe(url: str, timeout: float) -> None:
-    """Connect to the URL's host and port first: OpenCV only says "cannot open", this says why.
-
-    For HTTP(S) this is a request whose redirects are followed here, each target checked
-    against the host lists: FFmpeg follows redirects without asking anyone.
-    """
-    for _ in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
-        if not host or not port:
-            return
-        shown = f"{host}:{port}"
-        try:
-            if parts.scheme.lower() not in ("http", "https"):
-                socket.create_connection((host, port), timeout=timeout).close()
-                return
-            location = _redirect_of(parts, host, port, timeout)
-        except socket.gaierror as exc:
-            raise SourceError(f"cannot resolve host {host}: {exc.strerror}") from None
-        except TimeoutError:
-            raise SourceError(f"{shown} did not answer within {timeout:g} s") from None
-        except OSError as exc:
-            raise SourceError(f"cannot connect to {shown}: {exc.strerror or exc}") from None
-        except http.client.HTTPException as exc:
-            raise SourceError(f"{shown} did not answer HTTP: {type(exc).__name__}") from None
-        if location is None:
-            return
-        url = urljoin(url, location)
-        _check_host(url)
-    raise SourceError(f"more than {MAX_REDIRECTS} redirects from {redact(url)}")
-
-
-def _redirect_of(parts: SplitResult, host: str, port: int, timeout: float) -> str | None:
-    """Where an HTTP(S) URL redirects to, if it does. Credentials are not sent along."""
-    if parts.scheme.lower() == "https":
-        # Cameras mostly carry self-signed certificates; FFmpeg does not verify them either.
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=timeout, context=context
-        )
-    else:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("GET", target, headers={"Range": "bytes=0-0", "Connection": "close"})
-        response = conn.getresponse()  # headers only: an endless MJPEG body is never read
-        if response.status in (301, 302, 303, 307, 308):
-            return response.getheader("Location")
-        return None
-    finally:
-        conn.close()
-
-
-def _check_host(url: str) -> None:
-    try:
-        check_url(url)
-    except (HostRefused, LookupError) as exc:
-        raise SourceError(str(exc)) from None
-
-
 class VideoSource:
     """Reads frames in order; a file resumes at ``start_frame`` and may loop."""
 
     def __init__(self, source: str, *, start_frame: int = 0, loop: bool = False) -> None:
         self.source = source
         self.scheme = scheme_of(source)
+        self.kind = source_for(source)
         self.loop = loop
-        # Known before opening; http(s) is decided once FFmpeg has looked (open()).
-        self.live = self.scheme in LIVE_SCHEMES
+        # Known before opening, except for http(s), decided once FFmpeg has looked (open()).
+        self.live = bool(self.kind.live)
         self.next_index = start_frame
-        self._cap: cv2.VideoCapture | None = None
+        self._decoder: Decoder | None = None
         self._frame_count = 0
         self._loop_offset = 0.0  # pts of completed loops
         self._duration = 0.0
         self._opened_once = False
         self._reopened_at = -1
-        # HLS hands out whole segments (often 6 s): a read at the live edge waits for the next
-        # one, so its timeout must outlast a segment or every segment would look like a stall.
-        self.read_timeout = settings.MISIS_STREAM_READ_TIMEOUT
-        if source.split("?", 1)[0].lower().endswith(".m3u8"):
-            self.read_timeout = max(self.read_timeout, settings.MISIS_HLS_READ_TIMEOUT)
+        self.read_timeout = self.kind.read_timeout(settings.MISIS_STREAM_READ_TIMEOUT)
         # A looping file stands in for a camera: it is played at its own frame rate.
         self.realtime = loop and not self.live
         self._clock: tuple[float, float] | None = None  # (monotonic, pts) of the first frame
-
-    def _target(self, open_timeout: float) -> str:
-        """What FFmpeg opens: a path, a presigned URL, a camera URL; checked for each open."""
-        if not self.scheme:
-            path = resolve_local(self.source)
-            if not path.is_file():
-                raise SourceError(f"file not found in the video root: {self.source}")
-            return str(path)
-        if self.scheme == "s3":
-            from videos.storage import presigned_url
-
-            return presigned_url(self.source)
-        url = self.source
-        if self.scheme == "onvif":
-            from runner.onvif import resolve_stream_uri
-
-            # The device and the Media service it names are checked before they are asked.
-            url = resolve_stream_uri(self.source, timeout=open_timeout, check_url=_check_host)
-        _check_host(url)
-        _probe(url, open_timeout)
-        return url
 
     def open(self, open_timeout: float | None = None) -> None:
         """Open (or, for a live stream, reopen) the source. Raises SourceError."""
         self.close()
         open_timeout = open_timeout or settings.MISIS_STREAM_OPEN_TIMEOUT
-        target = self._target(open_timeout)
-        params: list[int] = []
-        if self.scheme:
-            _ffmpeg_options()
-            params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                int(open_timeout * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                int(self.read_timeout * 1000),
-            ]
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
-        if not cap.isOpened():
-            cap.release()
-            hint = " (wrong path or credentials, or not a video?)" if self.scheme else ""
-            raise SourceError(f"cannot open source {redact(self.source)}{hint}")
-        self._cap = cap
-        frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if self.scheme in ("http", "https") and not self._opened_once:
-            # A progressive download or VOD has an end; MJPEG and live HLS report no frames.
-            self.live = frame_count <= 0
+        target = self.kind.target(open_timeout=open_timeout, read_timeout=self.read_timeout)
+        decoder = open_decoder(
+            target,
+            source=self.source,
+            open_timeout=open_timeout,
+            read_timeout=self.read_timeout,
+            max_pixels=settings.MISIS_MAX_FRAME_PIXELS,
+        )
+        self._decoder = decoder
+        if self.kind.live is None and not self._opened_once:
+            # A progressive download or VOD has an end; MJPEG and live HLS report none.
+            self.live = decoder.frame_count <= 0
+            self.realtime = self.loop and not self.live
         self._opened_once = True
         if not self.live:
-            self._frame_count = max(frame_count, 0)
-            fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-            self._duration = self._frame_count / fps if self._frame_count else 0.0
+            self._frame_count = max(decoder.frame_count, 0)
+            self._duration = decoder.duration or (
+                self._frame_count / decoder.fps if self._frame_count else 0.0
+            )
             self._skip_to(self.next_index)
 
     @property
@@ -229,30 +92,28 @@ class VideoSource:
         return self._frame_count
 
     def _skip_to(self, index: int) -> None:
-        """Resume a file after the frames already published (grab() does not decode)."""
-        assert self._cap is not None
+        """Resume a file after the frames already published."""
+        assert self._decoder is not None
         skip = index
         if self.loop and self._frame_count:
             loops, skip = divmod(index, self._frame_count)
             self._loop_offset = loops * self._duration
-        for _ in range(skip):
-            if not self._cap.grab():
-                break
+        self._decoder.skip(skip)
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end of a file that does not loop.
 
         A live stream that sends nothing within the read timeout, or ends, raises SourceError.
         """
-        if self._cap is None:
+        if self._decoder is None:
             raise SourceError(f"source {redact(self.source)} is not open")
         started = time.monotonic()
-        ok, image = self._cap.read()
-        if ok and self.live and time.monotonic() - started >= 0.9 * self.read_timeout:
-            # FFmpeg's read timeout fired but it still had buffered packets to decode: the
-            # source has stopped (a frozen RTSP server gives two such frames, 2 timeouts late).
-            ok = False
-        if not ok and self._cut_short():
+        got = self._read_one()
+        if got is not None and self.live and time.monotonic() - started >= 0.9 * self.read_timeout:
+            # The read timeout fired but FFmpeg still had buffered packets to decode: the
+            # source has stopped (a frozen RTSP server gives such frames, a timeout late).
+            got = None
+        if got is None and self._cut_short():
             # A remote file that stops before its end (a dropped connection, an expired
             # presigned URL) is opened again where it stopped; failing that, the scenario ends
             # with the error rather than a false end_of_stream.
@@ -261,20 +122,21 @@ class VideoSource:
             )
             self._reopened_at = self.next_index
             self.open()
-            assert self._cap is not None
-            ok, image = self._cap.read()
-        if not ok and self.loop and not self.live and self._frame_count:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            got = self._read_one()
+        if got is None and self.loop and not self.live and self._frame_count:
+            assert self._decoder is not None
+            self._decoder.rewind()
             self._loop_offset += self._duration
-            ok, image = self._cap.read()
-        if not ok:
+            got = self._read_one()
+        if got is None:
             if self.live:
                 raise SourceError(
                     f"stream {redact(self.source)} sent no frame within"
                     f" {self.read_timeout:g} s or ended"
                 )
             return None
-        pts = time.monotonic() if self.live else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        image, seconds = got
+        pts = time.monotonic() if self.live else seconds
         pts = round(pts + self._loop_offset, 6)
         if self.realtime:
             self._pace(pts)
@@ -282,8 +144,17 @@ class VideoSource:
         self.next_index += 1
         return frame
 
+    def _read_one(self) -> tuple[np.ndarray, float] | None:
+        assert self._decoder is not None
+        try:
+            return self._decoder.read()
+        except SourceError:
+            if self.live or self._cut_short():
+                return None  # a stall, or a remote file to reopen: handled by read()
+            raise
+
     def _cut_short(self) -> bool:
-        if self.live or self.scheme not in ("s3", "http", "https") or not self._frame_count:
+        if self.live or not self.kind.reopens_when_cut or not self._frame_count:
             return False
         position = self.next_index % self._frame_count if self.loop else self.next_index
         if self.loop and position == 0:
@@ -302,6 +173,6 @@ class VideoSource:
             time.sleep(min(delay, 1.0))
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None

@@ -8,18 +8,15 @@ from urllib.parse import urlsplit
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runner.hosts import HostRefused, check_host
-from runner.onvif import validate_onvif_source
 from runner.params import ParamsError, storable_text, validate_params
 from runner.redact import redact
-from runner.sources import SCHEMES, SourceError, resolve_local
 from scenarios.models import Scenario, Status
-from videos.storage import NOT_CONFIGURED as S3_NOT_CONFIGURED
-from videos.storage import parse_s3, s3_configured
+from sources.base import SourceError
+from sources.registry import source_class
 
 
 def validate_source(value: str) -> str:
-    """The source, or ValidationError: scheme, host policy, path inside the video root.
+    """The source, or ValidationError: the rules of its scheme's class (sources/).
 
     Reachability is not checked here: a camera may be down now and up when the runner opens
     it; an unreachable source ends the scenario ``inactive`` with a readable error instead.
@@ -34,39 +31,10 @@ def validate_source(value: str) -> str:
         parts.port  # noqa: B018 - parsing the port is the check (range, digits)
     except ValueError as exc:
         raise serializers.ValidationError(f"not a valid URL: {exc}") from None
-    scheme = parts.scheme.lower()
-    if not scheme:
-        try:
-            resolve_local(value)
-        except SourceError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return value
-    if scheme not in SCHEMES:
-        raise serializers.ValidationError(
-            f"scheme {scheme!r} is not supported; use one of {', '.join(SCHEMES)}"
-            " or a path relative to the video root"
-        )
-    if not parts.hostname:
-        raise serializers.ValidationError(f"{scheme} source needs a host (or bucket)")
-    if scheme == "s3":
-        try:
-            parse_s3(value)
-        except SourceError as exc:
-            raise serializers.ValidationError(str(exc)) from None
-        if not s3_configured():
-            raise serializers.ValidationError(S3_NOT_CONFIGURED)
-        return value
-    if scheme == "onvif":
-        try:
-            validate_onvif_source(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
     try:
-        check_host(parts.hostname)
-    except HostRefused as exc:
+        source_class(value).validate(value)
+    except SourceError as exc:
         raise serializers.ValidationError(str(exc)) from None
-    except LookupError:
-        pass  # the runner retries, and ends with "cannot resolve host" if it never resolves
     return value
 
 

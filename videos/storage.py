@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.files.storage import Storage, storages
 
 from runner.redact import redact
-from runner.sources import SourceError
+from sources.base import SourceError
 
 if TYPE_CHECKING:
     from storages.backends.s3 import S3Storage

@@ -1,0 +1,144 @@
+"""Frames from a checked target, decoded with PyAV (FFmpeg bindings with per-open options).
+
+PyAV rather than OpenCV's FFmpeg backend: OpenCV takes FFmpeg options only from one
+process-wide environment variable and cannot hook nested opens, while PyAV takes options per
+open (``protocol_whitelist``, ``format_whitelist``, ``rtsp_transport``), bounded open and read
+timeouts, and an ``io_open`` hook through which every open, the first and the nested ones,
+passes (sources/pinned_http.py). The frame size is checked before any frame is converted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from runner.redact import redact
+from sources.base import SourceError, Target
+
+logger = logging.getLogger(__name__)
+
+# FFmpeg's HTTP client skips the proxy for hosts named in the process's no_proxy: every
+# source's HTTP goes through the egress proxy, so no host may be named there.
+os.environ.pop("no_proxy", None)
+
+# What FFmpeg raises on a bad stream, a timeout, or an I/O hook that refused.
+DECODE_ERRORS = (av.error.FFmpegError, OSError, ValueError, RuntimeError)
+
+
+class Decoder:
+    """One open of a target: its video stream's facts, then frames in order."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        shown: str,
+        open_timeout: float,
+        read_timeout: float,
+        max_pixels: int,
+    ) -> None:
+        self.target = target
+        self.shown = shown  # the source as the user may see it (redacted)
+        options = {**target.options, "max_pixels": str(max_pixels)}
+        try:
+            self.container: Any = av.open(
+                target.url,
+                format=target.format,
+                options=options,
+                timeout=(open_timeout, read_timeout),
+                io_open=target.io_open,
+            )
+        except SourceError:
+            target.close()
+            raise
+        except DECODE_ERRORS as exc:
+            target.close()
+            raise self._error("cannot open source", exc) from None
+        try:
+            self._inspect(max_pixels)
+        except BaseException:
+            self.close()
+            raise
+        self._frames: Iterator[Any] = self.container.decode(self.stream)
+
+    def _inspect(self, max_pixels: int) -> None:
+        if not self.container.streams.video:
+            raise SourceError(f"{self.shown} has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        width, height = self.stream.codec_context.width, self.stream.codec_context.height
+        if width * height > max_pixels:
+            raise SourceError(
+                f"{self.shown}: frames of {width}x{height} exceed the limit of {max_pixels}"
+                " pixels (MISIS_MAX_FRAME_PIXELS)"
+            )
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.fps = float(rate) if rate else 25.0
+        duration = self.container.duration
+        self.duration = duration / av.time_base if duration and duration > 0 else 0.0
+        frames = int(self.stream.frames or 0)
+        if not frames and self.duration:
+            frames = round(self.duration * self.fps)
+        self.frame_count = frames
+        start = self.stream.start_time
+        self._start = float(start * self.stream.time_base) if start is not None else 0.0
+
+    def _error(self, what: str, exc: BaseException) -> SourceError:
+        reason = self.target.refusal()
+        logger.info("%s %s: %s", what, self.shown, exc)
+        if reason:
+            return SourceError(f"{what} {self.shown}: {reason}")
+        return SourceError(f"{what} {self.shown}")
+
+    def _next(self) -> Any | None:
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except SourceError:
+            raise
+        except DECODE_ERRORS as exc:
+            if isinstance(exc, av.error.EOFError):
+                return None
+            raise self._error("cannot read", exc) from None
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        """The next frame as BGR and its time in seconds from the start; None at the end."""
+        frame = self._next()
+        if frame is None:
+            return None
+        seconds = float(frame.time) - self._start if frame.time is not None else 0.0
+        return frame.to_ndarray(format="bgr24"), max(seconds, 0.0)
+
+    def skip(self, count: int) -> int:
+        """Decode and drop ``count`` frames (resuming a file); how many there were."""
+        for done in range(count):
+            if self._next() is None:
+                return done
+        return count
+
+    def rewind(self) -> None:
+        """Back to the first frame (a looping file)."""
+        try:
+            self.container.seek(0)
+        except DECODE_ERRORS as exc:
+            raise self._error("cannot rewind", exc) from None
+        self._frames = self.container.decode(self.stream)
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except DECODE_ERRORS:
+            pass
+        finally:
+            self.target.close()
+
+
+def open_decoder(target: Target, *, source: str, **kwargs: Any) -> Decoder:
+    return Decoder(target, shown=redact(source), **kwargs)
