@@ -260,3 +260,25 @@ def test_url_without_host_is_refused(lists: Any) -> None:
     with pytest.raises(HostRefused, match="malformed"):
         check_url("rtsp://u:p@[::1/stream")
     check_url("rtsp://user:pw@10.0.0.7:554/stream")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "source",
+    [
+        "http://[::ffff:169.254.169.254]/latest/meta-data/",
+        "rtsp://admin:pw@[::ffff:127.0.0.1]:554/stream",
+        "http://[::]:8000/",
+        "http://0.0.0.0:6379/",
+        "http://2130706433:6379/",
+        "http://0x7f.1/",
+        "rtsp://[64:ff9b::a9fe:a9fe]/",
+        "onvif://admin:pw@[2002:a9fe:a9fe::1]",
+    ],
+)
+def test_the_api_refuses_such_sources_at_creation(production: Any, api: Any, source: str) -> None:
+    resp = api.post("/scenario/", {"source": source}, format="json")
+    assert resp.status_code == 400, resp.content
+    (message,) = resp.json()["source"]
+    assert "built-in deny list" in message or "non-standard form" in message, message
+    assert "pw" not in message
