@@ -220,18 +220,14 @@ MISIS_RTSP_TRANSPORT = env("MISIS_RTSP_TRANSPORT", default="tcp")
 MISIS_RECONNECT_BACKOFF_BASE = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
 MISIS_RECONNECT_BACKOFF_MAX = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
 # Hosts network sources may connect to (runner/hosts.py): IP networks, names, ".domain" suffixes.
-# Empty allow list: any host not denied. The metadata services are denied everywhere; production
-# settings deny loopback and link-local too.
+# Both lists add to the built-in denials of runner/hosts.py (cloud metadata, link-local,
+# unspecified, multicast, reserved), which nothing overrides. Empty allow list: any host not
+# denied. A deny entry beats an allow entry.
 MISIS_SOURCE_ALLOW = env.list("MISIS_SOURCE_ALLOW", default=[])
-MISIS_SOURCE_DENY = env.list(
-    "MISIS_SOURCE_DENY",
-    default=[
-        "169.254.169.254/32",
-        "fd00:ec2::254/128",
-        "100.100.100.200/32",
-        "metadata.google.internal",
-    ],
-)
+MISIS_SOURCE_DENY = env.list("MISIS_SOURCE_DENY", default=[])
+# Deny loopback too (runner/hosts.py LOOPBACK_DENY). Not from the environment: production
+# settings turn it on; test and local settings keep it off, their media servers use 127.0.0.1.
+MISIS_SOURCE_DENY_LOOPBACK = False
 
 # The largest frame (width x height) a source or an upload may have, checked before decoding:
 # one 16k x 16k frame would cost about 1 GB in every process that decodes it.

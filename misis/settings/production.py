@@ -2,8 +2,6 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from runner.hosts import DEFAULT_PRODUCTION_DENY
-
 from .base import *  # noqa: F403
 from .base import ALLOWED_HOSTS, DEBUG, SECRET_KEY, env
 
@@ -18,6 +16,6 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
-# Network sources may not reach this machine, link-local addresses or the metadata services
-# unless the operator says otherwise (an explicit MISIS_SOURCE_ALLOW entry wins over the deny).
-MISIS_SOURCE_DENY = env.list("MISIS_SOURCE_DENY", default=list(DEFAULT_PRODUCTION_DENY))
+# Network sources may never reach this machine (on top of the built-in denials of
+# runner/hosts.py); no allow entry overrides it.
+MISIS_SOURCE_DENY_LOOPBACK = True
