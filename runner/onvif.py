@@ -48,6 +48,7 @@ FFMPEG_URL_OPTIONS = frozenset({"udp", "multicast", "tcp", "http", "https", "fil
 # also leaves "?" escaped, so that FFmpeg's "last ?" is the query's start.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+_USERINFO = re.compile(r"//[^/?#@]*@")
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
@@ -218,29 +219,38 @@ def _safe_stream_uri(given: str, src: OnvifSource) -> str:
     from the parsed parts, never the device's text. The device's own userinfo is dropped: the
     URI carries exactly the credentials the user gave. Refusals never quote the URI.
     """
-    refused = f"ONVIF device {src.address} gave a stream URI that is refused"
+
+    def refuse(reason: str) -> SourceError:
+        # The operator may need the device's text: %r keeps its line breaks out of the log,
+        # and userinfo is masked (redact() would parse, and so hide, what was refused).
+        shown = _USERINFO.sub("//***@", _scrub(given[:300], src))
+        logger.warning("ONVIF device %s: stream URI refused, %s: %r", src.address, reason, shown)
+        return SourceError(
+            f"ONVIF device {src.address} gave a stream URI that is refused: {reason}"
+        )
+
     # XML Schema collapses whitespace around an xs:anyURI; anything inside is refused below.
     uri = given.strip(" \t\r\n")
     if len(uri) > MAX_STREAM_URI:
-        raise SourceError(f"{refused}: it is longer than {MAX_STREAM_URI} characters")
+        raise refuse(f"it is longer than {MAX_STREAM_URI} characters")
     if not _printable(uri):
-        raise SourceError(f"{refused}: it holds whitespace or control characters")
+        raise refuse("it holds whitespace or control characters")
     try:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError:
-        raise SourceError(f"{refused}: it is not a valid URL") from None
+        raise refuse("it is not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in STREAM_SCHEMES:
-        raise SourceError(f"{refused}: only rtsp:// and rtsps:// streams are opened")
+        raise refuse("only rtsp:// and rtsps:// streams are opened")
     host = _stream_host(parts.hostname or "")
     if host is None:
-        raise SourceError(f"{refused}: it names no valid host")
+        raise refuse("it names no valid host")
     if port == 0:
-        raise SourceError(f"{refused}: its port must be 1-65535")
+        raise refuse("its port must be 1-65535")
     query = _requote(parts.query, _PATH_SAFE)
     if any(item.lower() in FFMPEG_URL_OPTIONS for item in query.split("&")):
-        raise SourceError(f"{refused}: its query holds an FFmpeg option")
+        raise refuse("its query holds an FFmpeg option")
     userinfo = ""
     if src.user:
         userinfo = quote(src.user, safe="")

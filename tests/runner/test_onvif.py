@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
 
+import cv2
 import pytest
 from django.core.management import call_command
 
@@ -272,7 +273,10 @@ def test_malformed_source_is_a_source_error() -> None:
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_STREAM_URIS))
 def test_hostile_stream_uri_is_refused(
-    name: str, onvif_device: OnvifDevice, internal_host: InternalHost
+    name: str,
+    onvif_device: OnvifDevice,
+    internal_host: InternalHost,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     hostile = HOSTILE_STREAM_URIS[name].format(host=INTERNAL_HOST, port=internal_host.port)
     onvif_device.set_stream_uri("main", hostile)
@@ -282,7 +286,37 @@ def test_hostile_stream_uri_is_refused(
     assert "FLUSHALL" not in text and "passwd" not in text and "listen" not in text
     assert "s3cr" not in text and not any(c.isspace() and c != " " for c in text)
     assert onvif_device.calls[-1] == "GetStreamUri"  # refused after it was given, not before
+    logged = [r.getMessage() for r in caplog.records if "stream URI refused" in r.getMessage()]
+    assert len(logged) == 1  # for the operator: the device's text, its line breaks escaped
+    assert "\n" not in logged[0] and "\t" not in logged[0] and "s3cr" not in logged[0]
     assert internal_host.untouched()
+
+
+def test_ffmpeg_writes_no_line_of_the_devices_choosing(onvif_device: OnvifDevice) -> None:
+    """The reproduced attack end to end, with the real FFmpeg: a Redis stand-in on an allowed
+    host records what FFmpeg writes. Raw line breaks are refused before FFmpeg runs; escaped
+    ones stay escaped in its request line."""
+    redis = InternalHost(host="127.0.0.1")
+    redis.start()
+    try:
+        onvif_device.set_stream_uri("main", f"rtsp://{redis.address}/x\r\nFLUSHALL\r\n")
+        with pytest.raises(SourceError, match="whitespace or control characters"):
+            resolve_stream_uri(source(onvif_device))
+        assert redis.untouched()
+        onvif_device.set_stream_uri("main", f"rtsp://{redis.address}/x%0D%0AFLUSHALL%0D%0A")
+        uri = resolve_stream_uri(source(onvif_device))
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 1000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 1000]
+        capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, timeouts)
+        assert not capture.isOpened()  # the stand-in never answers
+        capture.release()
+        deadline = time.monotonic() + 5
+        while b"\r\n\r\n" not in redis.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = bytes(redis.received).split(b"\r\n")
+    finally:
+        redis.close()
+    assert lines[0] == f"OPTIONS rtsp://{redis.address}/x%0D%0AFLUSHALL%0D%0A RTSP/1.0".encode()
+    assert not any(b"FLUSHALL" in line for line in lines[1:])
 
 
 @pytest.mark.parametrize(
