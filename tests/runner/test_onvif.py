@@ -521,9 +521,9 @@ def test_a_denied_device_gets_one_answer_whatever_listens_there(
             started = time.monotonic()
             with pytest.raises(SourceError) as caught:
                 resolve_stream_uri(
-                    f"onvif://admin:pw@{INTERNAL_HOST}:{port}", timeout=2, check_url=check
+                    f"onvif://admin:pw@{INTERNAL_HOST}:{port}", timeout=5, check_url=check
                 )
-            assert time.monotonic() - started < 1  # refused, not timed out
+            assert time.monotonic() - started < 4  # refused at once, not timed out
             texts.add(str(caught.value).replace(str(port), "PORT"))
     finally:
         web.shutdown()
