@@ -1,6 +1,10 @@
 """ONVIF sources: ``onvif://user:pass@host[:port][/profile-token]`` resolved to the camera's RTSP
 URI through the Media service, and WS-Discovery of cameras on the operator's network.
 
+The device is the user's choice, so everything it answers is treated as hostile: its SOAP
+client (runner/onvif_client.py) connects only where the host lists allow and follows no
+redirect, and the stream URI it gives is rebuilt from checked parts before FFmpeg sees it.
+
 The ONVIF client (onvif-zeep-async) is imported only when a source is resolved: importing it
 calls ``logging.basicConfig`` and loads zeep, which the API process (it only validates) needs not.
 """
@@ -8,10 +12,10 @@ calls ``logging.basicConfig`` and loads zeep, which the API process (it only val
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-import os
+import re
 import socket
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 from xml.etree import ElementTree
 
+from runner.hosts import HostRefused
 from runner.redact import redact
 from sources.base import SourceError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from onvif import ONVIFCamera
+    from runner.onvif_client import GuardedCamera
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +38,18 @@ DEFAULT_PORT = 80
 MEDIA_NS = "http://www.onvif.org/ver10/media/wsdl"
 SHAPE = "onvif://user:password@host[:port][/profile-token]"
 
-# ONVIFCamera() pops http_proxy/https_proxy from os.environ, for the whole process; aiohttp
-# ignores them anyway (trust_env=False), so put them back for boto3 and friends.
-_PROXY_VARS = ("http_proxy", "https_proxy")
-_env_lock = threading.Lock()
+STREAM_SCHEMES = ("rtsp", "rtsps")
+MAX_STREAM_URI = 2048
+# Bare words that FFmpeg reads in an RTSP URI's query as its own options (rtsp.c, after the
+# last "?"): "udp" or "multicast" would override MISIS_RTSP_TRANSPORT and let the RTSP server
+# name the peer that FFmpeg sends UDP to.
+FFMPEG_URL_OPTIONS = frozenset({"udp", "multicast", "tcp", "http", "https", "filter_src"})
+# RFC 3986 pchar and "/", less "%" (only well-formed escapes are kept as they are). The query
+# also leaves "?" escaped, so that FFmpeg's "last ?" is the query's start.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+_USERINFO = re.compile(r"//[^/?#@]*@")
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 @dataclass(frozen=True)
@@ -94,12 +107,17 @@ def resolve_stream_uri(
     source: str, *, timeout: float = 10.0, check_url: Callable[[str], None] | None = None
 ) -> str:
     """The RTSP URI of an onvif:// source: GetProfiles, then GetStreamUri of the named profile
-    (or the first profile with a video encoder); the URI carries the source's credentials
-    unless it has its own.
+    (or the first profile with a video encoder).
 
-    ``check_url`` is called with each service URL before it is contacted — the device service,
-    then the Media service address the device advertised (a hostile device could point that
-    anywhere) — and may raise SourceError to refuse it; the stream URI is the caller's to check.
+    The URI is rebuilt from the parts of the device's answer, each checked (_safe_stream_uri):
+    rtsp:// or rtsps:// only, a valid host and port, no whitespace or control characters, path
+    and query re-quoted, and the source's credentials in place of any the device put there.
+
+    ``check_url`` is called with each URL before it is used — the device service, the Media
+    service address the device advertised (a hostile device could point that anywhere), then
+    the stream URI — and may raise SourceError to refuse it. Independently of it, the SOAP
+    client connects only to addresses that runner.hosts allows, checked when it connects, and
+    follows no redirect (runner/onvif_client.py).
 
     Synchronous and thread-safe: each call runs its own event loop and client, so runner
     threads may resolve at once. Takes at most about ``timeout`` seconds. Raises SourceError
@@ -114,14 +132,14 @@ def resolve_stream_uri(
     started = time.monotonic()
     try:
         check(f"http://{src.address}/onvif/device_service")
-        uri = asyncio.run(_resolve(src, timeout, check))
+        uri = _safe_stream_uri(asyncio.run(_resolve(src, timeout, check)), src)
+        check(uri)
     except SourceError as exc:
         raise SourceError(_scrub(str(exc), src)) from None
     except TimeoutError:
         raise SourceError(f"{where} did not answer within {timeout:g} s") from None
     except Exception as exc:
         raise SourceError(_scrub(_describe(exc, where, src), src)) from None
-    uri = _with_credentials(uri, src)
     logger.info(
         "resolved %s to %s in %.2f s", redact(source), redact(uri), time.monotonic() - started
     )
@@ -129,7 +147,9 @@ def resolve_stream_uri(
 
 
 async def _resolve(src: OnvifSource, timeout: float, check: Callable[[str], None]) -> str:
-    camera = _camera(src)
+    from runner.onvif_client import guarded_camera
+
+    camera = guarded_camera(src.host, src.port, src.user, src.password)
     try:
         async with asyncio.timeout(timeout):
             return await _stream_uri(camera, src, check)
@@ -137,38 +157,15 @@ async def _resolve(src: OnvifSource, timeout: float, check: Callable[[str], None
         await camera.close()
 
 
-def _camera(src: OnvifSource) -> ONVIFCamera:
-    from onvif import ONVIFCamera
-
-    with _env_lock:
-        saved = {name: os.environ[name] for name in _PROXY_VARS if name in os.environ}
-        try:
-            camera = ONVIFCamera(
-                src.host,
-                src.port,
-                # Not None: zeep cannot sign a token without a user; a camera that allows
-                # anonymous access ignores an empty one.
-                src.user,
-                src.password,
-                # The bundled WSDLs are read from the package; zeep's SQLite cache is for remote
-                # documents, which are never fetched, and its shared asyncio.Lock would be bound
-                # to the first thread's event loop.
-                no_cache=True,
-                # Cameras reject WS-Security timestamps off their own clock: GetSystemDateAndTime
-                # first, and sign every request with the camera's time.
-                adjust_time=True,
-            )
-        finally:
-            os.environ.update(saved)
-    return camera
-
-
-async def _stream_uri(camera: ONVIFCamera, src: OnvifSource, check: Callable[[str], None]) -> str:
+async def _stream_uri(camera: GuardedCamera, src: OnvifSource, check: Callable[[str], None]) -> str:
     where = f"ONVIF device {src.address}"
     await camera.update_xaddrs()
     if MEDIA_NS not in camera.xaddrs:
         raise SourceError(f"{where} offers no ONVIF Media service")
-    check(camera.xaddrs[MEDIA_NS])
+    media_xaddr = camera.xaddrs[MEDIA_NS]
+    if not _valid_service_url(media_xaddr):
+        raise SourceError(f"{where} advertises an invalid Media service address")
+    check(media_xaddr)
     media = await camera.create_media_service()
     profiles = await media.GetProfiles() or []
     token = _choose_profile(profiles, src.profile, where)
@@ -176,8 +173,8 @@ async def _stream_uri(camera: ONVIFCamera, src: OnvifSource, check: Callable[[st
     request.ProfileToken = token
     request.StreamSetup = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
     answer = await media.GetStreamUri(request)
-    uri = (getattr(answer, "Uri", None) or "").strip()
-    if not uri:
+    uri = getattr(answer, "Uri", None) or ""
+    if not uri.strip():
         raise SourceError(f"{where} gave no stream URI for profile {token!r}")
     return uri
 
@@ -195,21 +192,105 @@ def _choose_profile(profiles: list[Any], wanted: str | None, where: str) -> str:
     return video[0]
 
 
-def _with_credentials(uri: str, src: OnvifSource) -> str:
-    """The URI with the source's user and password, unless it has a user of its own."""
+def _valid_service_url(url: str) -> bool:
+    """An http(s) URL with a host and nothing that a parser could read two ways."""
+    if not url or not _printable(url):
+        return False
     try:
-        parts = urlsplit(uri)
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        raise SourceError(f"ONVIF device {src.address} gave an invalid stream URI") from None
-    if not parts.scheme or not parts.hostname:
-        raise SourceError(f"ONVIF device {src.address} gave an invalid stream URI")
-    if not src.user or "@" in parts.netloc:
-        return uri
-    userinfo = quote(src.user, safe="")
-    if src.password:
-        userinfo += ":" + quote(src.password, safe="")
-    return parts._replace(netloc=f"{userinfo}@{parts.netloc}").geturl()
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def _printable(text: str) -> bool:
+    """No whitespace and no control, format or separator character (str.isprintable)."""
+    return all(c.isprintable() and not c.isspace() for c in text)
+
+
+def _safe_stream_uri(given: str, src: OnvifSource) -> str:
+    """The device's stream URI rebuilt from its checked parts, with the source's credentials.
+
+    FFmpeg writes the URI into its RTSP request line: a line break in it starts a command of
+    the device's choosing to whatever the host is (Redis, SMTP), and another scheme makes it
+    speak another protocol (gopher://, tcp://?listen=1). urlsplit silently drops tabs and line
+    breaks, so the string is checked before it is parsed, and what FFmpeg gets is rebuilt
+    from the parsed parts, never the device's text. The device's own userinfo is dropped: the
+    URI carries exactly the credentials the user gave. Refusals never quote the URI.
+    """
+
+    def refuse(reason: str) -> SourceError:
+        # The operator may need the device's text: %r keeps its line breaks out of the log,
+        # and userinfo is masked (redact() would parse, and so hide, what was refused).
+        shown = _USERINFO.sub("//***@", _scrub(given[:300], src))
+        logger.warning("ONVIF device %s: stream URI refused, %s: %r", src.address, reason, shown)
+        return SourceError(
+            f"ONVIF device {src.address} gave a stream URI that is refused: {reason}"
+        )
+
+    # XML Schema collapses whitespace around an xs:anyURI; anything inside is refused below.
+    uri = given.strip(" \t\r\n")
+    if len(uri) > MAX_STREAM_URI:
+        raise refuse(f"it is longer than {MAX_STREAM_URI} characters")
+    if not _printable(uri):
+        raise refuse("it holds whitespace or control characters")
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        raise refuse("it is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in STREAM_SCHEMES:
+        raise refuse("only rtsp:// and rtsps:// streams are opened")
+    host = _stream_host(parts.hostname or "")
+    if host is None:
+        raise refuse("it names no valid host")
+    if port == 0:
+        raise refuse("its port must be 1-65535")
+    query = _requote(parts.query, _PATH_SAFE)
+    if any(item.lower() in FFMPEG_URL_OPTIONS for item in query.split("&")):
+        raise refuse("its query holds an FFmpeg option")
+    userinfo = ""
+    if src.user:
+        userinfo = quote(src.user, safe="")
+        if src.password:
+            userinfo += ":" + quote(src.password, safe="")
+        userinfo += "@"
+    netloc = f"{userinfo}{host}" + (f":{port}" if port else "")
+    path = _requote(parts.path, _PATH_SAFE)
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+
+
+def _stream_host(hostname: str) -> str | None:
+    """The host as it goes into the URI (an IPv6 address bracketed), or None if invalid:
+    an IP address in standard form or a DNS name, never a form that resolvers read as an
+    address (2130706433, 127.1, 0x7f.0.0.1) or an IPv6 zone."""
+    try:
+        address = ipaddress.ip_address(hostname)
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv6Address):
+        return None if address.scope_id else f"[{address.compressed}]"
+    if address is not None:
+        return str(address)
+    name = hostname.rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    try:
+        socket.inet_aton(name)
+    except OSError:
+        return name
+    return None  # getaddrinfo would read it as an IPv4 address in a non-standard form
+
+
+def _requote(text: str, safe: str) -> str:
+    """Percent-encode what is not in ``safe``, keeping well-formed %XX escapes as they are."""
+    return "".join(
+        piece if _ESCAPE.fullmatch(piece) else quote(piece, safe=safe)
+        for piece in _ESCAPE.split(text)
+    )
 
 
 def _describe(exc: Exception, where: str, src: OnvifSource) -> str:
@@ -219,6 +300,15 @@ def _describe(exc: Exception, where: str, src: OnvifSource) -> str:
     from onvif.exceptions import ONVIFError
     from onvif.util import is_auth_error
 
+    from runner.onvif_client import RedirectRefused
+
+    if isinstance(exc, HostRefused):
+        # Raised before connecting, so the text says nothing of what listens there.
+        return f"{where}: refused by the host policy: {exc}"
+    if type(exc) is LookupError:  # runner.hosts: the name does not resolve (not a KeyError)
+        return f"{where}: {exc}"
+    if isinstance(exc, RedirectRefused):
+        return f"{where} answered with a redirect ({exc}), which is not followed"
     refused = f"{where} refused the credentials of user {src.user!r}"
     if isinstance(exc, zeep.exceptions.Fault):
         if is_auth_error(exc):

@@ -4,6 +4,12 @@ It answers what a client library sends while resolving a stream URI — GetSyste
 GetServices, GetCapabilities, GetDeviceInformation, GetProfiles, GetStreamUri — and checks
 WS-Security UsernameToken digests the way cameras do, Created timestamp against its own clock
 included (``clock_offset`` makes that clock wrong, as cameras' often are).
+
+Hostile modes, for the tests of a device that attacks the runner: any stream URI is sent as
+given, control characters included (as XML character references, which the client's parser
+turns back into the characters); ``media_xaddr`` advertises the Media service anywhere;
+``redirects`` answers an operation with a 302 to anywhere; ``bind`` serves from another
+loopback address (127.0.0.2, the denied internal host).
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class OnvifDevice:
     clock_offset: timedelta = timedelta(0)  # the device clock minus the real one
     max_skew: timedelta = timedelta(minutes=5)  # how old or new a Created it accepts
     get_services: bool = True  # False: an older device that only knows GetCapabilities
+    bind: str = "127.0.0.1"  # the address it listens and advertises its services on
+    media_xaddr: str | None = None  # the Media service address it advertises, if not its own
+    redirects: dict[str, str] = field(default_factory=dict)  # operation -> 302 Location
     auth_status: int = HTTPStatus.BAD_REQUEST  # 400 or 401: cameras differ
     calls: list[str] = field(default_factory=list)  # operation names, in order received
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
@@ -67,7 +76,7 @@ class OnvifDevice:
     def source(self) -> str:
         """The onvif:// source naming this device with its valid credentials."""
         user, password = quote(self.user, safe=""), quote(self.password, safe="")
-        return f"onvif://{user}:{password}@127.0.0.1:{self.port}"
+        return f"onvif://{user}:{password}@{self.bind}:{self.port}"
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.clock_offset
@@ -81,7 +90,7 @@ class OnvifDevice:
 
     def start(self) -> OnvifDevice:
         handler = type("Handler", (_Handler,), {"device": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((self.bind, 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
@@ -138,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
         namespace, _, operation = request.tag[1:].partition("}")
         device = self.device
         device.record(operation)
+        if operation in device.redirects:
+            self._redirect(device.redirects[operation])
+            return
         if operation not in UNAUTHENTICATED and not device.authorized(
             envelope.find(f"{{{SOAP_ENV}}}Header")
         ):
@@ -164,7 +176,13 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def base_url(self) -> str:
         # Cameras advertise XAddrs on the address they were reached at.
-        return f"http://127.0.0.1:{self.device.port}"
+        return f"http://{self.device.bind}:{self.device.port}"
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status: int, body: str) -> None:
         data = _envelope(body).encode()
@@ -203,6 +221,12 @@ def _envelope(body: str) -> str:
     )
 
 
+def _text(value: str) -> str:
+    """XML text that carries ``value`` exactly: a parser normalises a literal CR LF to LF and
+    would keep a tab or newline only as a character reference."""
+    return "".join(f"&#{ord(c)};" if ord(c) < 0x20 else c for c in escape(value))
+
+
 def _date_time(when: datetime) -> str:
     return (
         f"<tt:Time><tt:Hour>{when.hour}</tt:Hour><tt:Minute>{when.minute}</tt:Minute>"
@@ -233,12 +257,17 @@ def _device_information(handler: _Handler, request: ElementTree.Element) -> str:
     )
 
 
+def _media_xaddr(handler: _Handler) -> str:
+    return handler.device.media_xaddr or f"{handler.base_url}{MEDIA_PATH}"
+
+
 def _services(handler: _Handler, request: ElementTree.Element) -> str:
+    xaddrs = ((TDS, f"{handler.base_url}{DEVICE_PATH}"), (TRT, _media_xaddr(handler)))
     services = "".join(
         f"<tds:Service><tds:Namespace>{ns}</tds:Namespace>"
-        f"<tds:XAddr>{handler.base_url}{path}</tds:XAddr>"
+        f"<tds:XAddr>{_text(xaddr)}</tds:XAddr>"
         "<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version></tds:Service>"
-        for ns, path in ((TDS, DEVICE_PATH), (TRT, MEDIA_PATH))
+        for ns, xaddr in xaddrs
     )
     return f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>"
 
@@ -247,7 +276,7 @@ def _capabilities(handler: _Handler, request: ElementTree.Element) -> str:
     return (
         "<tds:GetCapabilitiesResponse><tds:Capabilities>"
         f"<tt:Device><tt:XAddr>{handler.base_url}{DEVICE_PATH}</tt:XAddr></tt:Device>"
-        f"<tt:Media><tt:XAddr>{handler.base_url}{MEDIA_PATH}</tt:XAddr>"
+        f"<tt:Media><tt:XAddr>{_text(_media_xaddr(handler))}</tt:XAddr>"
         "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>"
         "<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP>"
         "</tt:StreamingCapabilities></tt:Media>"
@@ -298,7 +327,7 @@ def _stream_uri(handler: _Handler, request: ElementTree.Element) -> str:
         )
     return (
         "<trt:GetStreamUriResponse><trt:MediaUri>"
-        f"<tt:Uri>{escape(profile.stream_uri)}</tt:Uri>"
+        f"<tt:Uri>{_text(profile.stream_uri)}</tt:Uri>"
         "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>"
         "<tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT60S</tt:Timeout>"
         "</trt:MediaUri></trt:GetStreamUriResponse>"

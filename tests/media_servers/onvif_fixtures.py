@@ -17,6 +17,23 @@ __all__ = ["make_onvif_device", "onvif_device"]
 
 STREAM_URI = "rtsp://127.0.0.1:8554/test"
 
+# What a hostile device answers GetStreamUri with, aimed at {host}:{port} (format them): each
+# makes FFmpeg talk to a service of the attacker's choosing, or listen, if it is opened as sent.
+HOSTILE_STREAM_URIS = {
+    # FFmpeg writes "OPTIONS rtsp://host:port/x\nFLUSHALL\n": a Redis command on its own line.
+    "crlf": "rtsp://{host}:{port}/x\r\nFLUSHALL\r\n",
+    "tab": "rtsp://{host}:{port}/x\tFLUSHALL",
+    "spaces": "rtsp://{host}:{port}/x FLUSHALL now",
+    "gopher": "gopher://{host}:{port}/_FLUSHALL%0D%0A",
+    "tcp-listen": "tcp://{host}:{port}?listen=1",
+    "udp": "udp://{host}:{port}",
+    "http": "http://{host}:{port}/latest/meta-data/",
+    "file": "file:///etc/passwd",
+    # FFmpeg reads a bare "udp" or "multicast" in the query as its own transport option: the
+    # RTSP server would then name the peer FFmpeg sends UDP to.
+    "ffmpeg-option": "rtsp://{host}:{port}/x?udp",
+}
+
 
 def default_profiles(stream_uri: str = STREAM_URI) -> list[Profile]:
     # Audio-only listed first, so that "the first profile with a video encoder" is exercised.

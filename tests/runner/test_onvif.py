@@ -3,27 +3,32 @@ ONVIF device in tests/media_servers, and WS-Discovery against a fake responder."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
+from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
 
+import cv2
 import pytest
 from django.core.management import call_command
 
+from runner.hosts import HostRefused, check_url
 from runner.onvif import parse_onvif, resolve_stream_uri, validate_onvif_source
 from runner.sources import SourceError
+from tests.media_servers.internal_host import INTERNAL_HOST, InternalHost
 from tests.media_servers.onvif_device import DIGEST, WSSE, WSU, OnvifDevice, Profile
-from tests.media_servers.onvif_fixtures import STREAM_URI
+from tests.media_servers.onvif_fixtures import HOSTILE_STREAM_URIS, STREAM_URI
 
 
 def source(device: OnvifDevice, *, password: str | None = None, profile: str = "") -> str:
@@ -37,10 +42,18 @@ def with_credentials(uri: str, device: OnvifDevice) -> str:
     return uri.replace("rtsp://", f"rtsp://{device.user}:{secret}@", 1)
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def host_policy(url: str) -> None:
+    """The check_url the runner passes: the operator's host lists, a refusal as SourceError."""
+    try:
+        check_url(url)
+    except (HostRefused, LookupError) as exc:
+        raise SourceError(str(exc)) from None
 
 
 # --- resolving --------------------------------------------------------------------------------
@@ -65,9 +78,14 @@ def test_credentials_are_percent_encoded_into_the_uri(onvif_device: OnvifDevice)
     assert uri.startswith("rtsp://admin:s3cr%3At%2Fp%40ss@127.0.0.1:8554/")
 
 
-def test_uri_with_its_own_credentials_is_kept(onvif_device: OnvifDevice) -> None:
+def test_credentials_in_the_device_uri_are_replaced_by_the_sources(
+    onvif_device: OnvifDevice,
+) -> None:
+    """The URI carries exactly the credentials the user gave: none of the device's own."""
     onvif_device.set_stream_uri("main", "rtsp://viewer:view@127.0.0.1:8554/test")
-    assert resolve_stream_uri(source(onvif_device)) == "rtsp://viewer:view@127.0.0.1:8554/test"
+    assert resolve_stream_uri(source(onvif_device)) == with_credentials(STREAM_URI, onvif_device)
+    onvif_device.authorized = lambda header: True  # type: ignore[method-assign]
+    assert resolve_stream_uri(f"onvif://127.0.0.1:{onvif_device.port}") == STREAM_URI
 
 
 def test_wrong_password_never_shows_the_password(onvif_device: OnvifDevice) -> None:
@@ -221,9 +239,9 @@ def test_only_the_device_is_contacted(
 
 def test_check_url_sees_every_service_before_it_is_contacted(onvif_device: OnvifDevice) -> None:
     checked: list[str] = []
-    resolve_stream_uri(source(onvif_device), check_url=checked.append)
+    uri = resolve_stream_uri(source(onvif_device), check_url=checked.append)
     base = f"http://127.0.0.1:{onvif_device.port}"
-    assert checked == [f"{base}/onvif/device_service", f"{base}/onvif/media_service"]
+    assert checked == [f"{base}/onvif/device_service", f"{base}/onvif/media_service", uri]
 
 
 def test_check_url_refuses_a_media_service_elsewhere(onvif_device: OnvifDevice) -> None:
@@ -246,6 +264,293 @@ def test_proxy_settings_survive(onvif_device: OnvifDevice, monkeypatch: pytest.M
 def test_malformed_source_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="names at most one profile token"):
         resolve_stream_uri("onvif://admin:hunter2@127.0.0.1/a/b")
+
+
+# --- a hostile device -------------------------------------------------------------------------
+# The user names the device, so the device is the attacker's: everything it answers is hostile.
+# Each test also asserts that the internal host (127.0.0.2, denied) saw no connection at all.
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_STREAM_URIS))
+def test_hostile_stream_uri_is_refused(
+    name: str,
+    onvif_device: OnvifDevice,
+    internal_host: InternalHost,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hostile = HOSTILE_STREAM_URIS[name].format(host=INTERNAL_HOST, port=internal_host.port)
+    onvif_device.set_stream_uri("main", hostile)
+    with pytest.raises(SourceError, match="gave a stream URI that is refused") as caught:
+        resolve_stream_uri(source(onvif_device), timeout=5, check_url=host_policy)
+    text = str(caught.value)
+    assert "FLUSHALL" not in text and "passwd" not in text and "listen" not in text
+    assert "s3cr" not in text and not any(c.isspace() and c != " " for c in text)
+    assert onvif_device.calls[-1] == "GetStreamUri"  # refused after it was given, not before
+    logged = [r.getMessage() for r in caplog.records if "stream URI refused" in r.getMessage()]
+    assert len(logged) == 1  # for the operator: the device's text, its line breaks escaped
+    assert "\n" not in logged[0] and "\t" not in logged[0] and "s3cr" not in logged[0]
+    assert internal_host.untouched()
+
+
+def test_ffmpeg_writes_no_line_of_the_devices_choosing(onvif_device: OnvifDevice) -> None:
+    """The reproduced attack end to end, with the real FFmpeg: a Redis stand-in on an allowed
+    host records what FFmpeg writes. Raw line breaks are refused before FFmpeg runs; escaped
+    ones stay escaped in its request line."""
+    redis = InternalHost(host="127.0.0.1")
+    redis.start()
+    try:
+        onvif_device.set_stream_uri("main", f"rtsp://{redis.address}/x\r\nFLUSHALL\r\n")
+        with pytest.raises(SourceError, match="whitespace or control characters"):
+            resolve_stream_uri(source(onvif_device))
+        assert redis.untouched()
+        onvif_device.set_stream_uri("main", f"rtsp://{redis.address}/x%0D%0AFLUSHALL%0D%0A")
+        uri = resolve_stream_uri(source(onvif_device))
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 1000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 1000]
+        capture = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, timeouts)
+        assert not capture.isOpened()  # the stand-in never answers
+        capture.release()
+        deadline = time.monotonic() + 5
+        while b"\r\n\r\n" not in redis.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = bytes(redis.received).split(b"\r\n")
+    finally:
+        redis.close()
+    assert lines[0] == f"OPTIONS rtsp://{redis.address}/x%0D%0AFLUSHALL%0D%0A RTSP/1.0".encode()
+    assert not any(b"FLUSHALL" in line for line in lines[1:])
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        ("rtsp://127.0.0.1:8554/x\r\nFLUSHALL\r\n", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/x\nSET a b", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/x\u0085y", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/x\u2028y", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/x\u00a0y", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/x\u200by", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/x\x7fy", "whitespace or control characters"),
+        ("rtsp://127.0.0.1:8554/a b", "whitespace or control characters"),
+        ("rtspu://127.0.0.1:8554/x", "only rtsp:// and rtsps://"),
+        ("//127.0.0.1:8554/x", "only rtsp:// and rtsps://"),
+        ("rtsp:///x", "no valid host"),
+        ("rtsp://:8554/x", "no valid host"),
+        ("rtsp://127.0.0.1:0/x", "port"),
+        ("rtsp://127.0.0.1:99999/x", "not a valid URL"),
+        ("rtsp://127.0.0.1:x/x", "not a valid URL"),
+        ("rtsp://[::1/x", "not a valid URL"),
+        ("rtsp://2130706434/x", "no valid host"),
+        ("rtsp://127.1/x", "no valid host"),
+        ("rtsp://0x7f.0.0.2/x", "no valid host"),
+        ("rtsp://[fe80::1%25eth0]/x", "no valid host"),
+        ("rtsp://-cam.example/x", "no valid host"),
+        ("rtsp://127.0.0.1/x?multicast", "FFmpeg option"),
+        ("rtsp://127.0.0.1/x?a=1&udp", "FFmpeg option"),
+        ("rtsp://127.0.0.1/x?HTTP", "FFmpeg option"),
+        ("rtsp://127.0.0.1/" + "x" * 4096, "longer than"),
+    ],
+)
+def test_malformed_stream_uri_is_refused(
+    given: str, reason: str, onvif_device: OnvifDevice
+) -> None:
+    onvif_device.set_stream_uri("main", given)
+    with pytest.raises(SourceError, match=reason) as caught:
+        resolve_stream_uri(source(onvif_device))
+    text = str(caught.value)
+    assert text.startswith(f"ONVIF device 127.0.0.1:{onvif_device.port} gave a stream URI")
+    assert "s3cr" not in text and "FLUSHALL" not in text and "eth0" not in text
+
+
+@pytest.mark.parametrize(
+    ("given", "rebuilt"),
+    [
+        ("rtsp://127.0.0.1:8554/test", "rtsp://{auth}@127.0.0.1:8554/test"),
+        ("RTSP://CAM-1.Example.com/ch1", "rtsp://{auth}@cam-1.example.com/ch1"),
+        ("rtsps://[::1]:322/a/b", "rtsps://{auth}@[::1]:322/a/b"),
+        ("rtsp://[0:0::1]/a", "rtsp://{auth}@[::1]/a"),
+        ("rtsp://root:toor@127.0.0.1/x", "rtsp://{auth}@127.0.0.1/x"),
+        ("rtsp://cam.example\\@127.0.0.1/x", "rtsp://{auth}@127.0.0.1/x"),
+        ("rtsp://127.0.0.1", "rtsp://{auth}@127.0.0.1"),
+        (
+            "rtsp://127.0.0.1/Streaming/Channels/101?transportmode=unicast&profile=Profile_1",
+            "rtsp://{auth}@127.0.0.1/Streaming/Channels/101?transportmode=unicast&profile=Profile_1",
+        ),
+        (
+            'rtsp://127.0.0.1/caf\u00e9/%41%2f%zz/"<>',
+            "rtsp://{auth}@127.0.0.1/caf%C3%A9/%41%2f%25zz/%22%3C%3E",
+        ),
+        ("rtsp://127.0.0.1/x?a=b?c&d=%", "rtsp://{auth}@127.0.0.1/x?a=b%3Fc&d=%25"),
+        ("rtsp://127.0.0.1/x?", "rtsp://{auth}@127.0.0.1/x"),
+        ("rtsp://127.0.0.1/x#fragment", "rtsp://{auth}@127.0.0.1/x"),
+        # XML Schema collapses the whitespace around an anyURI: a pretty-printed answer.
+        ("\n    rtsp://127.0.0.1:8554/test\n  ", "rtsp://{auth}@127.0.0.1:8554/test"),
+    ],
+)
+def test_stream_uri_is_rebuilt_from_its_checked_parts(
+    given: str, rebuilt: str, onvif_device: OnvifDevice
+) -> None:
+    onvif_device.set_stream_uri("main", given)
+    auth = f"admin:{quote(onvif_device.password, safe='')}"
+    assert resolve_stream_uri(source(onvif_device)) == rebuilt.format(auth=auth)
+
+
+def test_stream_uri_on_a_denied_host_is_refused(
+    onvif_device: OnvifDevice, internal_host: InternalHost
+) -> None:
+    onvif_device.set_stream_uri("main", f"rtsp://{internal_host.address}/x")
+    with pytest.raises(SourceError, match="deny list") as caught:
+        resolve_stream_uri(source(onvif_device), check_url=host_policy)
+    assert "s3cr" not in str(caught.value)
+    assert internal_host.untouched()
+
+
+@pytest.mark.parametrize("operation", ["GetSystemDateAndTime", "GetServices", "GetStreamUri"])
+@pytest.mark.parametrize("check", [None, host_policy], ids=["connector", "check_url"])
+def test_soap_redirect_to_the_internal_host_is_not_followed(
+    operation: str,
+    check: Callable[[str], None] | None,
+    onvif_device: OnvifDevice,
+    internal_host: InternalHost,
+) -> None:
+    onvif_device.redirects[operation] = f"http://{internal_host.address}/onvif/device_service"
+    with pytest.raises(SourceError, match=r"answered with a redirect \(HTTP 302\)"):
+        resolve_stream_uri(source(onvif_device), timeout=3, check_url=check)
+    assert onvif_device.calls[-1] == operation
+    assert internal_host.untouched()
+
+
+def test_soap_redirect_to_an_allowed_host_is_not_followed_either(
+    onvif_device: OnvifDevice, make_onvif_device: Callable[..., OnvifDevice]
+) -> None:
+    other = make_onvif_device()
+    onvif_device.redirects["GetProfiles"] = f"http://127.0.0.1:{other.port}/onvif/media_service"
+    with pytest.raises(SourceError, match="redirect"):
+        resolve_stream_uri(source(onvif_device), timeout=3)
+    assert other.calls == []
+
+
+@pytest.mark.parametrize(
+    "xaddr",
+    [
+        "http://{host}:{port}/onvif/media_service",
+        "https://{host}:{port}/onvif/media_service",
+        "http://[::ffff:{host}]:{port}/onvif/media_service",  # IPv4-mapped: Linux connects
+    ],
+)
+@pytest.mark.parametrize("check", [None, host_policy], ids=["connector", "check_url"])
+def test_media_service_on_the_internal_host_is_never_contacted(
+    xaddr: str,
+    check: Callable[[str], None] | None,
+    onvif_device: OnvifDevice,
+    internal_host: InternalHost,
+) -> None:
+    """Without check_url too: the client itself refuses to connect where the lists forbid."""
+    onvif_device.media_xaddr = xaddr.format(host=INTERNAL_HOST, port=internal_host.port)
+    with pytest.raises(SourceError, match="deny list") as caught:
+        resolve_stream_uri(source(onvif_device), timeout=3, check_url=check)
+    assert "s3cr" not in str(caught.value)
+    assert "GetProfiles" not in onvif_device.calls
+    assert internal_host.untouched()
+
+
+@pytest.mark.parametrize("xaddr", ["http://2130706434:{port}/x", "http://127.2:{port}/x"])
+def test_media_service_in_a_numeric_disguise_is_never_contacted(
+    xaddr: str, onvif_device: OnvifDevice, internal_host: InternalHost
+) -> None:
+    """getaddrinfo reads these as 127.0.0.2."""
+    onvif_device.media_xaddr = xaddr.format(port=internal_host.port)
+    with pytest.raises(SourceError):
+        resolve_stream_uri(source(onvif_device), timeout=3)
+    assert "GetProfiles" not in onvif_device.calls
+    assert internal_host.untouched()
+
+
+def test_media_service_named_by_a_denied_name_is_refused(
+    onvif_device: OnvifDevice, settings: Any
+) -> None:
+    onvif_device.media_xaddr = f"http://localhost:{onvif_device.port}/onvif/media_service"
+    assert resolve_stream_uri(source(onvif_device)) == with_credentials(STREAM_URI, onvif_device)
+    assert "GetProfiles" in onvif_device.calls  # reached by name, through the resolver
+    onvif_device.calls.clear()
+    settings.MISIS_SOURCE_DENY = [*settings.MISIS_SOURCE_DENY, "localhost"]
+    with pytest.raises(SourceError, match="host localhost is on the deny list"):
+        resolve_stream_uri(source(onvif_device), timeout=3)
+    assert "GetProfiles" not in onvif_device.calls
+
+
+def test_the_client_resolver_gives_only_allowed_addresses(settings: Any) -> None:
+    """aiohttp connects to what the resolver returns: the checked answer, not a second one."""
+    from runner.onvif_client import PolicyResolver
+
+    async def resolve() -> list[str]:
+        return [r["host"] for r in await PolicyResolver().resolve("localhost", 80)]
+
+    assert asyncio.run(resolve()) == ["127.0.0.1"]
+    settings.MISIS_SOURCE_DENY = [*settings.MISIS_SOURCE_DENY, "127.0.0.0/8"]
+    with pytest.raises(HostRefused, match="host localhost"):
+        asyncio.run(resolve())
+
+
+def test_media_service_with_an_invalid_address_is_refused(onvif_device: OnvifDevice) -> None:
+    for xaddr in (
+        f"http://127.0.0.1:{onvif_device.port}/onvif/media_service\r\nX-Injected: 1",
+        f"gopher://127.0.0.1:{onvif_device.port}/_x",
+        "http:///onvif/media_service",
+    ):
+        onvif_device.media_xaddr = xaddr
+        onvif_device.calls.clear()
+        with pytest.raises(SourceError, match="advertises an invalid Media service address"):
+            resolve_stream_uri(source(onvif_device), timeout=3)
+        assert "GetProfiles" not in onvif_device.calls
+
+
+@pytest.mark.parametrize("check", [None, host_policy], ids=["connector", "check_url"])
+def test_a_denied_device_gets_one_answer_whatever_listens_there(
+    check: Callable[[str], None] | None,
+    internal_host: InternalHost,
+    make_onvif_device: Callable[..., OnvifDevice],
+) -> None:
+    """A user must not learn what runs on a host they may not reach: a real camera, a web
+    server, a port that accepts and stays silent, and a closed port all read the same."""
+    camera = make_onvif_device(bind=INTERNAL_HOST, user="admin", password="pw")
+    web = ThreadingHTTPServer((INTERNAL_HOST, 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, args=(0.05,), daemon=True).start()
+    ports = [camera.port, web.server_address[1], internal_host.port, free_port(INTERNAL_HOST)]
+    texts = set()
+    try:
+        for port in ports:
+            started = time.monotonic()
+            with pytest.raises(SourceError) as caught:
+                resolve_stream_uri(
+                    f"onvif://admin:pw@{INTERNAL_HOST}:{port}", timeout=5, check_url=check
+                )
+            assert time.monotonic() - started < 4  # refused at once, not timed out
+            texts.add(str(caught.value).replace(str(port), "PORT"))
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert len(texts) == 1, texts
+    assert "deny list" in texts.pop()
+    assert camera.calls == []
+    assert internal_host.untouched()
+
+
+@pytest.mark.parametrize("check", [None, host_policy], ids=["connector", "check_url"])
+def test_a_denied_media_service_gets_one_answer_whatever_listens_there(
+    check: Callable[[str], None] | None,
+    onvif_device: OnvifDevice,
+    internal_host: InternalHost,
+    make_onvif_device: Callable[..., OnvifDevice],
+) -> None:
+    camera = make_onvif_device(bind=INTERNAL_HOST)
+    texts = set()
+    for port in (camera.port, internal_host.port, free_port(INTERNAL_HOST)):
+        onvif_device.media_xaddr = f"http://{INTERNAL_HOST}:{port}/onvif/media_service"
+        with pytest.raises(SourceError) as caught:
+            resolve_stream_uri(source(onvif_device), timeout=2, check_url=check)
+        texts.add(str(caught.value))
+    assert len(texts) == 1, texts
+    assert camera.calls == []
+    assert internal_host.untouched()
 
 
 # --- validation -------------------------------------------------------------------------------
