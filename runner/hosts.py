@@ -288,19 +288,3 @@ def check_url(url: str) -> None:
     if not host:
         raise HostRefused("the source names no host")
     check_host(host)
-
-
-def allowed_addresses(host: str) -> list[IPAddress]:
-    """The addresses of ``host`` that sources may connect to; HostRefused or LookupError otherwise.
-
-    Interim version (branch sec-onvif) on top of check_host, which resolves the name once more:
-    the host-policy branch replaces it with one that resolves once and returns what it checked.
-    """
-    check_host(host)
-    found: list[IPAddress] = []
-    for address in _addresses(host.strip("[]").lower().rstrip(".")):
-        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-        if mapped is not None:  # Linux connects to ::ffff:a.b.c.d over IPv4, to a.b.c.d
-            check_host(str(mapped))
-        found.append(mapped or address)
-    return found
