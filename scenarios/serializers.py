@@ -14,6 +14,7 @@ from runner.params import ParamsError, storable_text, validate_params
 from runner.redact import redact
 from runner.sources import SCHEMES, SourceError, resolve_local
 from scenarios.models import Scenario, Status
+from videos.selectors import upload_not_found, upload_visible
 from videos.storage import NOT_CONFIGURED as S3_NOT_CONFIGURED
 from videos.storage import parse_s3, s3_configured
 
@@ -85,7 +86,11 @@ class ScenarioCreateSerializer(serializers.Serializer):
     params = serializers.JSONField(required=False, default=dict, allow_null=True)
 
     def validate_source(self, value: str) -> str:
-        return validate_source(value)
+        value = validate_source(value)
+        user = getattr(self.context.get("request"), "user", None)  # none: no upload is visible
+        if not upload_visible(source=value, user=user):
+            raise serializers.ValidationError(upload_not_found(value))
+        return value
 
     def validate_params(self, value: Any) -> dict[str, Any]:
         try:
