@@ -11,7 +11,9 @@ are kept together or not at all.
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
+import av
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -45,6 +47,9 @@ MULTIPART_OVERHEAD = 64 * 1024
 HEAD_BYTES = 512
 ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 NOT_A_VIDEO = "not a readable video: no video frame could be decoded from it"
+# Pixels FFmpeg's max_pixels check may count beyond the frame itself, for the padding of its
+# buffers (+128 columns and +40 rows on a 320x240 MPEG-4 frame, for one).
+DECODER_PADDING = 1 << 20
 
 
 class VideoRejected(Exception):
@@ -174,21 +179,64 @@ def _local_path(file: UploadedFile, ext: str) -> Iterator[Path]:
         yield Path(tmp.name)
 
 
+def _too_many_pixels(limit: int, size: str = "") -> VideoRejected:
+    frames = f"frames of {size}" if size else "frames"
+    return VideoRejected(
+        f"{frames} larger than {limit} pixels (width x height, MISIS_MAX_FRAME_PIXELS) are"
+        " not accepted"
+    )
+
+
+def _frame_count(container: Any, stream: Any, fps: float) -> int:
+    """As OpenCV counts (the runner reads with it): the container's count, else duration x
+    rate."""
+    if stream.frames:
+        return int(stream.frames)
+    seconds = (container.duration or 0) / 1_000_000
+    if seconds <= 0 and stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    return math.floor(seconds * fps + 0.5)
+
+
 def _probe(path: Path) -> dict[str, Any]:
-    """Frames, size and rate of a video that FFmpeg opens and decodes a frame of."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    """Frames, size and rate of a video that FFmpeg opens and decodes a frame of, with frames
+    of at most MISIS_MAX_FRAME_PIXELS.
+
+    No frame much larger is ever decoded: probing the container opens no decoder
+    (codec_whitelist: none; FFmpeg would otherwise decode a few frames to learn their format,
+    whatever their size), and the one decoder opened here has max_pixels set, so FFmpeg
+    refuses the size the stream's own headers state before it allocates a picture, whatever
+    the container claims. Its check counts the padding of its buffers (aligned widths, edges),
+    hence the room above the limit; the exact limit is checked on the frame decoded. Only local
+    files are opened (protocol_whitelist), whatever a container refers to.
+    """
+    limit = settings.MISIS_MAX_FRAME_PIXELS
+    decoder_limit = 2 * limit + DECODER_PADDING
+    options = {"codec_whitelist": "none", "protocol_whitelist": "file"}
     try:
-        if not cap.isOpened():
-            raise VideoRejected(NOT_A_VIDEO)
-        ok, frame = cap.read()
-        frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if not ok or frame is None or frames <= 0:
-            raise VideoRejected(NOT_A_VIDEO)
-        height, width = frame.shape[:2]
-        fps = round(float(cap.get(cv2.CAP_PROP_FPS) or 0.0), 3)
-    finally:
-        cap.release()
-    return {"frames": frames, "width": int(width), "height": int(height), "fps": fps}
+        with av.open(str(path), container_options=options) as container:
+            if not container.streams.video or container.streams.video[0].codec_context is None:
+                raise VideoRejected(NOT_A_VIDEO)
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"max_pixels": str(decoder_limit)}
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise VideoRejected(NOT_A_VIDEO)
+            width, height = int(frame.width), int(frame.height)
+            if width * height > limit:
+                raise _too_many_pixels(limit, f"{width}x{height}")
+            rate = stream.base_rate or stream.average_rate or stream.guessed_rate
+            fps = round(float(rate or 0.0), 3)
+            frames = _frame_count(container, stream, fps)
+    except av.FFmpegError as exc:
+        # The decoder refuses a size over max_pixels with EINVAL (or ENOMEM, from its buffer
+        # pool); damaged data is AVERROR_INVALIDDATA. No picture was allocated.
+        if exc.errno in (errno.EINVAL, errno.ENOMEM):
+            raise _too_many_pixels(limit) from None
+        raise VideoRejected(NOT_A_VIDEO) from None
+    if frames <= 0:
+        raise VideoRejected(NOT_A_VIDEO)
+    return {"frames": frames, "width": width, "height": height, "fps": fps}
 
 
 def _save(name: str, file: UploadedFile) -> str:
