@@ -214,7 +214,7 @@ def _probe(path: Path) -> dict[str, Any]:
     decoder_limit = 2 * limit + DECODER_PADDING
     options = {"codec_whitelist": "none", "protocol_whitelist": "file"}
     try:
-        with av.open(str(path), container_options=options) as container:
+        with av.open(str(path), container_options=options, metadata_errors="replace") as container:
             if not container.streams.video or container.streams.video[0].codec_context is None:
                 raise VideoRejected(NOT_A_VIDEO)
             stream = container.streams.video[0]

@@ -95,3 +95,21 @@ def test_a_bucket_not_configured_is_refused_whether_it_exists_or_not(
     texts = [a.json()["source"][0] for a in answers]
     assert texts[0] == texts[1].replace("no-such-bucket", "other-footage")
     assert "MISIS_S3_BUCKETS" in texts[0]
+
+
+def test_another_users_upload_is_not_there_for_them(
+    client: APIClient, s3_settings: S3Server, video_root: Path, django_user_model: Any
+) -> None:
+    body = (video_root / "short.mp4").read_bytes()
+    resp = client.post(
+        "/video/", {"file": SimpleUploadedFile("clip.mp4", body)}, format="multipart"
+    )
+    assert resp.status_code == 201, resp.content
+    source = resp.json()["source"]
+    intruder = client_for(django_user_model.objects.create_user(username="intruder"))
+    theirs = intruder.post("/scenario/", {"source": source}, format="json")
+    missing = intruder.post("/scenario/", {"source": source[:-8] + "0000.mp4"}, format="json")
+    assert theirs.status_code == missing.status_code == 400
+    unreadable = ": no such object, or not readable with the service's credentials"
+    assert theirs.json() == {"source": [source + unreadable]}
+    assert missing.json() == {"source": [source[:-8] + "0000.mp4" + unreadable]}
