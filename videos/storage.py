@@ -133,7 +133,9 @@ def stored_source(name: str) -> str:
 
 
 def describe(exc: Exception, *, bucket: str, endpoint: str | None = None) -> str:
-    """A boto3 failure as a sentence for the user: no key, no signature, no presigned URL."""
+    """A boto3 failure as a sentence: no key, no signature, no presigned URL. Shown to the user
+    for what is the store's or the operator's (an upload to the configured bucket, the store's
+    state, the credentials); a failure about one object reads UNREADABLE instead (see above)."""
     from botocore.exceptions import (
         ClientError,
         NoCredentialsError,
