@@ -88,7 +88,7 @@ class ScenarioCreateApi(APIView):
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["body must be a JSON object"]})
-        data = ScenarioCreateSerializer(data=request.data)
+        data = ScenarioCreateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         scenario = services.scenario_create(owner=request.user, **data.validated_data)
         return Response(ScenarioSerializer(scenario).data, status=http.HTTP_201_CREATED)

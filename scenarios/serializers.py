@@ -13,6 +13,7 @@ from runner.redact import redact
 from scenarios.models import Scenario, Status
 from sources.base import SourceError
 from sources.registry import source_class
+from videos.selectors import upload_not_found, upload_visible
 
 
 def validate_source(value: str) -> str:
@@ -53,7 +54,11 @@ class ScenarioCreateSerializer(serializers.Serializer):
     params = serializers.JSONField(required=False, default=dict, allow_null=True)
 
     def validate_source(self, value: str) -> str:
-        return validate_source(value)
+        value = validate_source(value)
+        user = getattr(self.context.get("request"), "user", None)  # none: no upload is visible
+        if not upload_visible(source=value, user=user):
+            raise serializers.ValidationError(upload_not_found(value))
+        return value
 
     def validate_params(self, value: Any) -> dict[str, Any]:
         try:

@@ -61,7 +61,10 @@ class VideoUploadApi(APIView):
         description="Stores a video file (multipart/form-data, field `file`) in the object"
         " storage: the filesystem under the video root, or S3 when it is configured. The answer's"
         " `source` starts scenarios on it (POST /scenario/). The content must be a video FFmpeg"
-        " decodes; files above `MISIS_UPLOAD_MAX_BYTES` (default 2 GiB) are refused with 413.",
+        " decodes, with frames of at most `MISIS_MAX_FRAME_PIXELS` pixels; files above"
+        " `MISIS_UPLOAD_MAX_BYTES` (default 2 GiB), or above what is left of the user's"
+        " `MISIS_QUOTA_UPLOAD_BYTES` (default 20 GiB, all their uploads together), are refused"
+        " with 413. The source is the uploader's: scenarios of other users cannot name it.",
         tags=["videos"],
         request={"multipart/form-data": VideoUploadSerializer},
         responses={
@@ -69,7 +72,9 @@ class VideoUploadApi(APIView):
             400: FILE_ERROR,
             401: OpenApiResponse(ErrorSerializer, description="No token, or a wrong one."),
             413: OpenApiResponse(
-                FILE_ERROR.response, description="The file is larger than the upload limit."
+                FILE_ERROR.response,
+                description="The file is larger than the upload limit, or than what is left of"
+                " the user's upload quota.",
             ),
             503: OpenApiResponse(
                 ErrorSerializer,
@@ -80,6 +85,9 @@ class VideoUploadApi(APIView):
     def post(self, request: Request) -> Response:
         # Before request.data: a body over the limit is refused without being received.
         services.video_check_size(content_length=request.META.get("CONTENT_LENGTH"))
+        services.video_check_quota(
+            user=request.user, content_length=request.META.get("CONTENT_LENGTH")
+        )
         data = VideoUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         video = services.video_store(file=data.validated_data["file"], user=request.user)

@@ -106,8 +106,16 @@ if AWS_STORAGE_BUCKET_NAME:
     # unset: boto3 decides (virtual-hosted on AWS). The keys come from AWS_ACCESS_KEY_ID and
     # AWS_SECRET_ACCESS_KEY in the environment, read by boto3 itself.
     AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default=None)
+# The buckets s3:// sources may name. The service's credentials may read more buckets than
+# that; a user must not reach them through a scenario. Default: the upload bucket (none
+# without S3, which turns s3:// sources off).
+MISIS_S3_BUCKETS = env.list(
+    "MISIS_S3_BUCKETS", default=[AWS_STORAGE_BUCKET_NAME] if AWS_STORAGE_BUCKET_NAME else []
+)
 # A bigger upload is refused from its Content-Length, before the body is read.
 MISIS_UPLOAD_MAX_BYTES = env.int("MISIS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# Bytes of uploads each user may keep stored, all uploads together; 0: no limit.
+MISIS_QUOTA_UPLOAD_BYTES = env.int("MISIS_QUOTA_UPLOAD_BYTES", default=20 * 1024**3)
 # Uploaded files above this size stream to a temporary file instead of memory (Django's default,
 # written out so that nobody raises it towards MISIS_UPLOAD_MAX_BYTES).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

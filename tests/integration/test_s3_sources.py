@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,16 +67,49 @@ def test_uploaded_video_runs_from_s3_to_the_end(
     ) == list(range(40))
 
 
-def test_missing_object_ends_with_a_readable_error(
+def test_missing_object_ends_with_the_one_unreadable_text(
     client: APIClient, s3_settings: S3Server
 ) -> None:
-    sid = create(client, f"s3://{s3_settings.bucket}/no/such/clip.mp4")
+    source = f"s3://{s3_settings.bucket}/no/such/clip.mp4"
+    sid = create(client, source)
     done = wait_status(client, sid, "inactive", timeout=30)
     assert done["stop_reason"] == "error"
-    assert done["error"] == f"no such key in bucket {s3_settings.bucket}: no/such/clip.mp4"
+    # The same text whether the key, or the bucket, is missing or the read refused.
+    assert done["error"] == (
+        f"{source}: no such object, or not readable with the service's credentials"
+    )
 
 
-def test_missing_bucket_ends_with_a_readable_error(client: APIClient) -> None:
-    sid = create(client, "s3://no-such-bucket/clip.mp4")
-    done = wait_status(client, sid, "inactive", timeout=30)
-    assert done["stop_reason"] == "error" and "no such bucket: no-such-bucket" in done["error"]
+def test_a_bucket_not_configured_is_refused_whether_it_exists_or_not(
+    client: APIClient, s3_settings: S3Server, video_root: Path
+) -> None:
+    other = s3_settings.client()
+    with contextlib.suppress(other.exceptions.BucketAlreadyOwnedByYou):
+        other.create_bucket(Bucket="other-footage")
+    other.upload_file(str(video_root / "short.mp4"), "other-footage", "secret.mp4")
+    answers = [
+        client.post("/scenario/", {"source": f"s3://{bucket}/secret.mp4"}, format="json")
+        for bucket in ("other-footage", "no-such-bucket")
+    ]
+    assert [a.status_code for a in answers] == [400, 400]
+    texts = [a.json()["source"][0] for a in answers]
+    assert texts[0] == texts[1].replace("no-such-bucket", "other-footage")
+    assert "MISIS_S3_BUCKETS" in texts[0]
+
+
+def test_another_users_upload_is_not_there_for_them(
+    client: APIClient, s3_settings: S3Server, video_root: Path, django_user_model: Any
+) -> None:
+    body = (video_root / "short.mp4").read_bytes()
+    resp = client.post(
+        "/video/", {"file": SimpleUploadedFile("clip.mp4", body)}, format="multipart"
+    )
+    assert resp.status_code == 201, resp.content
+    source = resp.json()["source"]
+    intruder = client_for(django_user_model.objects.create_user(username="intruder"))
+    theirs = intruder.post("/scenario/", {"source": source}, format="json")
+    missing = intruder.post("/scenario/", {"source": source[:-8] + "0000.mp4"}, format="json")
+    assert theirs.status_code == missing.status_code == 400
+    unreadable = ": no such object, or not readable with the service's credentials"
+    assert theirs.json() == {"source": [source + unreadable]}
+    assert missing.json() == {"source": [source[:-8] + "0000.mp4" + unreadable]}

@@ -2,8 +2,8 @@
 wheel (requirements/test.txt), in the venv's bin/ beside python.
 
 ``s3_server`` (session): one ``weed mini`` (master, volume, filer, S3) on free 127.0.0.1 ports,
-a temporary data dir, one identity (random access key and secret) and one bucket; stopped after
-the session.
+a temporary data dir, one bucket, an identity that may do everything and one that may only read
+that bucket (random access keys and secrets); stopped after the session.
 ``s3_settings`` (function): the in-process Django settings switched to it (video storage included)
 through pytest-django's ``settings``, restored after the test. For a subprocess stack, pass
 ``s3_server.env()`` in its environment.
@@ -68,6 +68,10 @@ class S3Server:
     started_in: float  # seconds from exec to the first object written
     log_path: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
+    # A second identity that may only read (and list) ``bucket``: a store that answers 403
+    # AccessDenied for the other buckets, existing objects or not.
+    reader_key: str = ""
+    reader_secret: str = field(default="", repr=False)
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment that points the application (settings/base.py) at this store."""
@@ -89,6 +93,9 @@ class S3Server:
         """
         for name, value in self.env(**overrides).items():
             setattr(settings, name, value)
+        # What settings/base.py derives from AWS_STORAGE_BUCKET_NAME: s3:// sources may name
+        # the upload bucket only. A test that lists more sets MISIS_S3_BUCKETS after this.
+        settings.MISIS_S3_BUCKETS = [settings.AWS_STORAGE_BUCKET_NAME]
         settings.STORAGES = {
             **settings.STORAGES,
             "default": {"BACKEND": "storages.backends.s3.S3Storage"},
@@ -218,6 +225,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     data = root / "data"
     data.mkdir()
     access_key, secret_key = f"misis{secrets.token_hex(6)}", secrets.token_hex(20)
+    reader_key, reader_secret = f"reader{secrets.token_hex(6)}", secrets.token_hex(20)
     config = root / "s3.json"
     config.write_text(
         json.dumps(
@@ -227,7 +235,12 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                         "name": "misis",
                         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
+                    },
+                    {
+                        "name": "reader",
+                        "credentials": [{"accessKey": reader_key, "secretKey": reader_secret}],
+                        "actions": [f"Read:{BUCKET}", f"List:{BUCKET}"],
+                    },
                 ]
             }
         )
@@ -257,6 +270,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         started_in=0.0,
         log_path=log_path,
         proc=proc,
+        reader_key=reader_key,
+        reader_secret=reader_secret,
     )
     try:
         wait_until_writable(server, started + START_TIMEOUT_S)

@@ -42,6 +42,7 @@ from misis.redis_client import get_redis
 from runner import preview
 from scenarios.models import Scenario, Status
 from tests.factories import make_prediction, make_scenario
+from videos.models import Upload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,6 +206,7 @@ def world(user: Any, other_user: Any, staff_user: Any) -> World:
     make_prediction(scenario, boxes=[])
     get_redis().set(preview.frame_key(scenario.pk), b"\xff\xd8\xff\xe0 not really a jpeg")
     Group.objects.create(name="operators")
+    Upload.objects.create(owner=user, source=f"uploads/{'0' * 32}.mp4", size=1)  # for its admin
     tokens = {
         u.username: Token.objects.get_or_create(user=u)[0].key
         for u in (user, other_user, staff_user)
