@@ -113,6 +113,11 @@ MISIS_UPLOAD_MAX_BYTES = env.int("MISIS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Form fields and JSON bodies besides files: the API takes no large one.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A JSON body (misis.parsers): refused with 413 above this many bytes, from its Content-Length
+# before it is read and again while it is read; refused with 400 when its arrays and objects
+# nest deeper than this (json.loads recurses once per level).
+MISIS_JSON_MAX_BYTES = env.int("MISIS_JSON_MAX_BYTES", default=1024 * 1024)
+MISIS_JSON_MAX_DEPTH = env.int("MISIS_JSON_MAX_DEPTH", default=32)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -120,7 +125,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON bounded in size (MISIS_JSON_MAX_BYTES, 413) and depth (MISIS_JSON_MAX_DEPTH, 400).
+    "DEFAULT_PARSER_CLASSES": ["misis.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "misis.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
