@@ -207,6 +207,9 @@ MISIS_WATCHDOG_INTERVAL = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
 MISIS_OUTBOX_RELAY_INTERVAL = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
 # Outbox rows the fast path has not sent after this long are sent by the relay.
 MISIS_OUTBOX_RELAY_GRACE = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
+# Scenarios a user may have that are not inactive (created, running or stopping); one more is
+# refused with 429. 0: no limit. Staff included.
+MISIS_QUOTA_ACTIVE_SCENARIOS = env.int("MISIS_QUOTA_ACTIVE_SCENARIOS", default=50)
 MISIS_MAX_RESTARTS = env.int("MISIS_MAX_RESTARTS", default=5)
 MISIS_RESTART_BACKOFF_BASE = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
 MISIS_RESTART_BACKOFF_MAX = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)
