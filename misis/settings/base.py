@@ -14,7 +14,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "misis.apps.MisisAdminConfig",  # django.contrib.admin, its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -136,7 +136,12 @@ REST_FRAMEWORK = {
         "anon": env("MISIS_THROTTLE_ANON", default="120/min"),
         "user": env("MISIS_THROTTLE_USER", default="6000/min"),
     },
+    # Proxies in front of the API that append to X-Forwarded-For; 0: the header is ignored
+    # (anyone can write it) and the peer address is the client (misis.throttling).
+    "NUM_PROXIES": env.int("MISIS_NUM_PROXIES", default=0),
 }
+# POSTs to /admin/login/, per client address and per username (misis.admin_site).
+MISIS_THROTTLE_LOGIN = env("MISIS_THROTTLE_LOGIN", default="10/min")
 
 # OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (both without a token).
 SPECTACULAR_SETTINGS = {
