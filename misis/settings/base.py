@@ -164,6 +164,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Lifetime of a signed preview link (scenarios/preview_links.py), seconds: the page it opens
+# stops refreshing after that; GET /scenario/<id>/ gives a fresh one (preview_url).
+MISIS_PREVIEW_LINK_TTL = env.int("MISIS_PREVIEW_LINK_TTL", default=3600)
+
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
