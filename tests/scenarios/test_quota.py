@@ -150,3 +150,26 @@ def test_concurrent_creates_cannot_both_pass(user: Any, settings: Any) -> None:
         t.join(20)
     assert sorted(outcome) == ["created"] + ["refused"] * 5
     assert Scenario.objects.filter(owner=user).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_admin_bulk_start_past_the_owners_quota_is_refused_not_a_500(
+    django_user_model: Any, user: Any, settings: Any
+) -> None:
+    from django.test import Client
+
+    settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(root)
+    stopped = [make_scenario(Status.INACTIVE, owner=user) for _ in range(2)]
+
+    resp = client.post(
+        "/admin/scenarios/scenario/",
+        {"action": "start_scenarios", "_selected_action": [str(s.pk) for s in stopped]},
+        follow=True,
+    )
+
+    assert resp.status_code == 200
+    assert "1 started, 1 refused" in resp.content.decode()
+    assert Scenario.objects.filter(owner=user).exclude(status=Status.INACTIVE).count() == 1
