@@ -2,9 +2,10 @@
 
 DRF's own JSONParser reads the whole stream, however long, and hands it to ``json.load``,
 which recurses once per nesting level: ``"[" * 100000`` ends in RecursionError (a 500). Here
-the Content-Length is checked before a byte is read, the read itself stops one byte past the
-limit (a Content-Length that lies is no way around it), and the nesting depth is counted
-without recursion before ``json.loads`` sees the text.
+the Content-Length is checked before the body is parsed or kept (a refused body is only read
+to be thrown away, up to a bound, so that the client gets its 413), the read itself stops one
+byte past the limit (a Content-Length that lies is no way around it), and the nesting depth is
+counted without recursion before ``json.loads`` sees the text.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.renderers import JSONRenderer
 
 _CHUNK = 64 * 1024
+# A body refused from its Content-Length is read and thrown away, up to this size, before the
+# 413 goes out: gunicorn closes a connection whose body the app left unread, and a client that
+# writes its whole body before reading (most do, without Expect: 100-continue) would see a
+# broken pipe instead of the answer. Nothing is kept; a bigger claim is simply dropped.
+_DISCARD_MAX = 32 * 1024 * 1024
 # A JSON string, escapes included; the closing quote is optional so that an unterminated
 # string ends the match at the end of the text instead of backtracking (linear either way).
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.S)
@@ -55,6 +61,15 @@ def _content_length(parser_context: Mapping[str, Any]) -> int | None:
         return int(meta.get("CONTENT_LENGTH") or meta.get("HTTP_CONTENT_LENGTH") or 0)
     except (TypeError, ValueError):
         return None
+
+
+def _discard(stream: IO[bytes], length: int) -> None:
+    left = length
+    while left > 0:
+        chunk = stream.read(min(_CHUNK, left))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def read_bounded(stream: IO[bytes], limit: int) -> bytes:
@@ -91,7 +106,9 @@ class BoundedJSONParser(BaseParser):
         limit = settings.MISIS_JSON_MAX_BYTES
         length = _content_length(parser_context)
         if length is not None and length > limit:
-            # Refused from the headers: the body is never read.
+            # Refused from the headers: the body is never parsed nor kept.
+            if length <= _DISCARD_MAX:
+                _discard(stream, length)
             raise PayloadTooLarge(f"the JSON body is larger than {limit} bytes")
         raw = read_bounded(stream, limit)
         max_depth = settings.MISIS_JSON_MAX_DEPTH

@@ -6,31 +6,19 @@ requests; its access log is read back.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = "python:misis.gunicorn_conf"
+from tests.gunicorn_server import ROOT, gunicorn
 
 
 @pytest.fixture(autouse=True)
 def _video_root_setting() -> None:
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_run_sh_and_the_api_image_use_the_config() -> None:
@@ -52,39 +40,8 @@ def test_the_access_log_has_paths_without_query_strings(tmp_path: Path) -> None:
     assert "%(q)s" not in gunicorn_conf.access_log_format
     assert "%(f)s" not in gunicorn_conf.access_log_format
 
-    port = free_port()
     log = tmp_path / "gunicorn.log"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "misis.settings.test"}
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "misis.wsgi",
-                "-c",
-                CONFIG,
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
-                "1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/docs/?ready=1", timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+    with gunicorn(log) as base:
         request = urllib.request.Request(
             f"{base}/scenario/x/view/?sig=SECRET-SIG&token=SECRET-TOKEN",
             headers={"Referer": f"{base}/elsewhere/?token=SECRET-REFERER"},
@@ -93,9 +50,6 @@ def test_the_access_log_has_paths_without_query_strings(tmp_path: Path) -> None:
             urllib.request.urlopen(request, timeout=10).close()
         except urllib.error.HTTPError as exc:
             assert exc.code == 403  # a bad link
-    finally:
-        server.terminate()
-        server.wait(20)
     text = log.read_text()
     assert '"GET /scenario/x/view/ HTTP/1.1" 403' in text, text
     assert "SECRET" not in text, text

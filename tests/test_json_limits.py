@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import json
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import APIException
 from rest_framework.test import APIClient
@@ -20,6 +22,7 @@ from rest_framework.test import APIClient
 from misis.parsers import BoundedJSONParser, json_depth
 from scenarios.models import Scenario
 from tests.factories import make_scenario
+from tests.gunicorn_server import gunicorn
 
 pytestmark = pytest.mark.django_db
 
@@ -114,23 +117,73 @@ def test_not_json_is_still_400(api: APIClient) -> None:
     assert Scenario.objects.count() == 0
 
 
-def test_a_big_body_over_a_real_socket_gets_a_clean_413(live_server: Any, user: object) -> None:
-    """The refusal comes from the headers: the 20 MIB body is never read, yet the client gets
-    an answer rather than a dropped connection."""
+def read_response(sock: socket.socket) -> bytes:
+    """One HTTP response: its headers, then as many body bytes as its Content-Length says."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return answer
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_huge_claimed_length_is_refused_from_the_headers(live_server: Any, user: object) -> None:
+    """Past what the server would read and throw away, the refusal comes from the headers
+    alone: the client gets its 413 without sending the body."""
     key = Token.objects.get_or_create(user=user)[0].key
     parts = urlsplit(live_server.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(
             b"POST /scenario/ HTTP/1.1\r\nHost: localhost\r\n"
             b"Content-Type: application/json\r\n"
-            + f"Authorization: Token {key}\r\nContent-Length: {20 * MIB}\r\n\r\n".encode()
+            + f"Authorization: Token {key}\r\nContent-Length: {2 * 1024 * MIB}\r\n\r\n".encode()
             + b'{"source": "short.mp4"'
         )
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"larger than" in answer
+    assert Scenario.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_sends_all_20_mib_before_reading_gets_the_413(
+    user: object, tmp_path: Path
+) -> None:
+    """A plain client (no Expect: 100-continue) writes the whole body, then reads. gunicorn
+    closes a connection whose body the app left unread, so such a client would see a broken
+    pipe or a reset; the parser discards a body of a bounded size instead, and the client
+    reads its 413."""
+    key = Token.objects.get_or_create(user=user)[0].key
+    database = connection.settings_dict["NAME"]
+    url = f"postgres://postgres@127.0.0.1:5432/{database}"
+    with gunicorn(tmp_path / "gunicorn.log", DATABASE_URL=url) as base:
+        parts = urlsplit(base)
+        size = 20 * MIB
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.sendall(
+                b"POST /scenario/ HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Authorization: Token {key}\r\nContent-Length: {size}\r\n\r\n".encode()
+            )
+            chunk = b" " * (256 * 1024)
+            for _ in range(size // len(chunk)):
+                sock.sendall(chunk)
+            answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"larger than" in answer
     assert Scenario.objects.count() == 0
