@@ -124,7 +124,8 @@ RUNNERS=${MISIS_RUNNERS:-2}
 "$PY" manage.py collectstatic --no-input -v 0
 
 declare -A CMDS PIDS
-CMDS[api]="$VENV/bin/gunicorn misis.wsgi -b 127.0.0.1:$PORT -w ${MISIS_API_WORKERS:-2} -k gthread --threads 8 --access-logfile -"
+# misis/gunicorn_conf.py: the access log without query strings.
+CMDS[api]="$VENV/bin/gunicorn misis.wsgi -c python:misis.gunicorn_conf -b 127.0.0.1:$PORT -w ${MISIS_API_WORKERS:-2} -k gthread --threads 8"
 CMDS[beat]="$VENV/bin/celery -A misis beat -l INFO -s $RUN_DIR/celerybeat-schedule"
 CMDS[orchestrator]="$VENV/bin/celery -A misis worker -l INFO -Q orchestrator -n orchestrator@%h -P threads -c 4"
 for i in $(seq 1 "$RUNNERS"); do
@@ -160,7 +161,10 @@ trap stop_all INT TERM
 for name in "${!CMDS[@]}"; do start "$name"; done
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/health/" >/dev/null 2>&1 && break; sleep 0.2; done
-TOKEN=$("$PY" manage.py issue_token demo --staff 2>/dev/null | tail -1)
+# The demo user is an ordinary user (its token is printed below): no staff rights, also when an
+# earlier run.sh made it staff.
+TOKEN=$("$PY" manage.py issue_token demo 2>/dev/null | tail -1)
+"$PY" manage.py shell -c "from django.contrib.auth import get_user_model as g; g().objects.filter(username='demo').update(is_staff=False, is_superuser=False)" >/dev/null
 log "API:    http://127.0.0.1:$PORT/   (health: http://127.0.0.1:$PORT/health/)"
 # An admin login for this machine, made once and kept in .run/ (readable by you only).
 if [ ! -s "$RUN_DIR/admin-password" ]; then
@@ -192,7 +196,13 @@ if [ "${MISIS_DEMO:-1}" != "0" ]; then
   if [ -n "$SID" ]; then
     log "demo scenario: $SID"
     log "  predictions: curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/prediction/$SID/"
-    log "  live preview (boxes on the video): http://127.0.0.1:$PORT/scenario/$SID/view/?token=$TOKEN"
+    # A signed link for this scenario only, valid MISIS_PREVIEW_LINK_TTL (an hour by default);
+    # GET /scenario/<id>/ gives a fresh one.
+    PREVIEW=$(curl -fsS -H "$AUTH" "http://127.0.0.1:$PORT/scenario/$SID/" \
+      | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["preview_url"])') || PREVIEW=""
+    if [ -n "$PREVIEW" ]; then
+      log "  live preview (boxes on the video): http://127.0.0.1:$PORT$PREVIEW"
+    fi
   fi
 fi
 

@@ -595,6 +595,7 @@ def main() -> None:
         api_port=PORT,
         MISIS_MOCK_DELAY_MS="0",
         MISIS_DB_POOL_MAX=str(args.db_pool_max),
+        MISIS_QUOTA_ACTIVE_SCENARIOS="0",  # one bench user runs hundreds of scenarios
     )
     for name in ("runner1", "runner2"):
         cmd = stack.commands[name]

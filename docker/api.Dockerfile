@@ -45,5 +45,6 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "/app/docker/healthcheck.py", "http"]
 # Workers: WEB_CONCURRENCY (gunicorn's own variable; compose sets it from MISIS_API_WORKERS).
 # More gunicorn flags: GUNICORN_CMD_ARGS, e.g. "--forwarded-allow-ips=*" behind a proxy.
-CMD ["gunicorn", "misis.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", \
-     "--threads", "8", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-"]
+# misis/gunicorn_conf.py: the access log (stdout) without query strings.
+CMD ["gunicorn", "misis.wsgi", "--config", "python:misis.gunicorn_conf", "--bind", "0.0.0.0:8000", \
+     "--worker-class", "gthread", "--threads", "8", "--worker-tmp-dir", "/dev/shm"]

@@ -11,7 +11,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
-from scenarios.services import TransitionRefused
+from scenarios.services import QuotaExceeded, TransitionRefused
 from videos.services import VideoRejected
 from videos.storage import ObjectStorageError
 
@@ -28,6 +28,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {"detail": "command not allowed from the current status", "status": current_status},
             status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, QuotaExceeded):
+        return Response(
+            {"detail": str(exc), "quota": exc.quota}, status=status.HTTP_429_TOO_MANY_REQUESTS
         )
     if isinstance(exc, VideoRejected):
         return Response({exc.field: [exc.message]}, status=exc.status)

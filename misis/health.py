@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from misis.redis_client import get_redis
-from misis.workers import live_workers
+from misis.workers import QUEUES, live_workers
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +100,6 @@ class HealthApi(APIView):
             logger.warning("health: redis down: %s", exc)
             body["redis"] = "error"
             healthy = False
-        body["workers"] = {
-            q: len(workers.get(q, {})) for q in ("runner", "inference", "orchestrator")
-        }
+        body["workers"] = {q: len(workers.get(q, {})) for q in QUEUES}
         body["inference"] = _inference(workers)
         return Response(body, status=200 if healthy else 503)

@@ -83,7 +83,7 @@ class ScenarioAdmin(admin.ModelAdmin):
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
                 started += services.scenario_request_start(scenario_id=pk)[1]
-            except services.TransitionRefused:
+            except (services.TransitionRefused, services.QuotaExceeded):
                 refused += 1
         self.message_user(request, f"{started} started, {refused} refused", messages.INFO)
 

@@ -3,25 +3,36 @@
 ``GET /scenario/<id>/frame.jpg``  the newest JPEG the runner stored (``runner.preview``).
 ``GET /scenario/<id>/view/``      an HTML page: the frame, refreshing itself, and the scenario's
                                    status and counters, polled from the JSON API.
-``GET /scenario/<id>/view/state/`` the scenario's JSON (as ``GET /scenario/<id>/``) for a page
-                                   opened with a session: the API proper takes tokens only.
+``GET /scenario/<id>/view/state/`` the scenario's JSON (as ``GET /scenario/<id>/``, less its
+                                   preview_url) for the page: the API proper takes header
+                                   tokens only.
 
 Authentication, on these views only: the ``Authorization: Token`` header, a Django session
-(someone logged in through the admin), or ``?token=<key>`` in the query string, since an
-``<img>`` tag or a link cannot send a header. Without any of them: 401 (JSON, also for the page).
+(someone logged in through the admin), or a signed preview link, ``?sig=`` (preview_links.py),
+since an ``<img>`` tag or a link cannot send a header. Without any of them: 401 (JSON, also
+for the page). A link that is expired, tampered with or signed for another purpose: 403; a
+valid link opens its own scenario only (any other: 404). An API token in the query string
+(``?token=``) is not taken: it would be written to access logs and browser history.
 Another user's scenario is invisible: 404 (staff see all). Errors are always JSON.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    TokenAuthentication,
+)
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -31,6 +42,13 @@ from rest_framework.views import APIView
 from runner import preview
 from runner.redact import redact
 from scenarios import selectors
+from scenarios.models import Scenario
+from scenarios.preview_links import (
+    PreviewGrant,
+    PreviewLinkExpired,
+    PreviewLinkInvalid,
+    preview_link_check,
+)
 from scenarios.serializers import ScenarioSerializer
 
 # Refresh periods of the page, milliseconds.
@@ -38,17 +56,25 @@ FRAME_REFRESH_MS = 500
 STATE_REFRESH_MS = 1000
 
 
-class QueryTokenAuthentication(TokenAuthentication):
-    """``?token=<key>``: a DRF token in the query string, for ``<img src>`` and plain links.
+class PreviewLinkAuthentication(BaseAuthentication):
+    """``?sig=<signed link>``: the scenario's owner, for that scenario only (``request.auth``)."""
 
-    A query string ends up in access logs and browser history: only the preview views take it.
-    """
-
-    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, Any] | None:
-        key = request.query_params.get("token")
-        if not key:
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, PreviewGrant] | None:
+        sig = request.query_params.get("sig")
+        if not sig:
             return None
-        return self.authenticate_credentials(key)
+        try:
+            grant = preview_link_check(sig=sig)
+        except PreviewLinkExpired:
+            raise PermissionDenied(
+                "this preview link has expired; GET /scenario/<id>/ gives a fresh preview_url"
+            ) from None
+        except PreviewLinkInvalid:
+            raise PermissionDenied("this preview link is not valid") from None
+        owner = get_user_model().objects.filter(pk=grant.owner_id, is_active=True).first()
+        if owner is None:
+            raise PermissionDenied("this preview link is not valid")
+        return owner, grant
 
 
 class FirstRendererNegotiation(BaseContentNegotiation):
@@ -69,9 +95,21 @@ class FirstRendererNegotiation(BaseContentNegotiation):
 @extend_schema(exclude=True)  # a browser feature: the OpenAPI schema documents the contract
 class _PreviewView(APIView):
     # The header first: its WWW-Authenticate makes a refusal a 401 rather than a 403.
-    authentication_classes = [TokenAuthentication, QueryTokenAuthentication, SessionAuthentication]
+    authentication_classes = [TokenAuthentication, PreviewLinkAuthentication, SessionAuthentication]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = FirstRendererNegotiation
+
+
+def _scenario(request: Request, scenario_id: str) -> Scenario:
+    """The scenario, if the request may see it; a preview link sees its own scenario only."""
+    grant = request.auth if isinstance(request.auth, PreviewGrant) else None
+    if grant is not None:
+        try:
+            if uuid.UUID(str(scenario_id)) != grant.scenario_id:
+                raise Http404("no such scenario")
+        except ValueError:
+            raise Http404("no such scenario") from None
+    return selectors.scenario_get(user=request.user, scenario_id=scenario_id)
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
@@ -81,7 +119,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 class ScenarioFrameApi(_PreviewView):
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
-        scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
+        scenario = _scenario(request, scenario_id)
         jpeg = preview.latest_frame(scenario.pk)
         if jpeg is None:
             raise Http404("no frame yet")
@@ -90,31 +128,27 @@ class ScenarioFrameApi(_PreviewView):
 
 class ScenarioStateApi(_PreviewView):
     def get(self, request: Request, scenario_id: str) -> Response:
-        scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
-        response = Response(ScenarioSerializer(scenario).data)
+        scenario = _scenario(request, scenario_id)
+        data = dict(ScenarioSerializer(scenario).data)
+        # No fresh link here: a link polling this would otherwise renew itself forever.
+        data.pop("preview_url", None)
+        response = Response(data)
         response["Cache-Control"] = "no-store"
         return response
 
 
 class ScenarioPreviewPage(_PreviewView):
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
-        scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
+        scenario = _scenario(request, scenario_id)
         sid = str(scenario.pk)
-        # Opened with ?token=, the page keeps using that token (a header for the JSON, the query
-        # string for the image); opened with a session or a header, it relies on the session.
-        token = request.query_params.get("token") or None
-        if token is not None and not isinstance(
-            request.successful_authenticator, QueryTokenAuthentication
-        ):
-            token = None
+        # Opened with a link, the page passes it on to its frame and state requests; opened
+        # with a session (or a header), it relies on the session.
+        grant = request.auth if isinstance(request.auth, PreviewGrant) else None
         config = {
             "id": sid,
-            "token": token,
+            "sig": grant.sig if grant is not None else None,
             "frame_url": reverse("scenario-frame", args=[sid]),
-            # With a token, the API itself; with a session, the same body from this module.
-            "state_url": reverse(
-                "scenario-detail" if token else "scenario-preview-state", args=[sid]
-            ),
+            "state_url": reverse("scenario-preview-state", args=[sid]),
             "frame_ms": FRAME_REFRESH_MS,
             "state_ms": STATE_REFRESH_MS,
         }

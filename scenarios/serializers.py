@@ -11,6 +11,7 @@ from rest_framework import serializers
 from runner.params import ParamsError, storable_text, validate_params
 from runner.redact import redact
 from scenarios.models import Scenario, Status
+from scenarios.preview_links import preview_url
 from sources.base import SourceError
 from sources.registry import source_class
 from videos.selectors import upload_not_found, upload_visible
@@ -96,9 +97,17 @@ class ScenarioSerializer(serializers.ModelSerializer):
     stream = serializers.SerializerMethodField(
         help_text="Live sources: whether the runner has the stream now; null for files."
     )
+    preview_url = serializers.SerializerMethodField(
+        help_text="Path of the scenario's live preview page, signed for this scenario and its"
+        " owner: opens in a browser without a token, and expires (MISIS_PREVIEW_LINK_TTL,"
+        " an hour by default). Fetch the scenario again for a fresh one."
+    )
 
     def get_source(self, obj: Scenario) -> str:
         return redact(obj.source)
+
+    def get_preview_url(self, obj: Scenario) -> str:
+        return preview_url(scenario=obj)
 
     @extend_schema_field(StreamSerializer(allow_null=True))
     def get_stream(self, obj: Scenario) -> dict[str, Any] | None:
@@ -128,6 +137,7 @@ class ScenarioSerializer(serializers.ModelSerializer):
             "epoch",
             "progress",
             "stream",
+            "preview_url",
         )
         read_only_fields = fields
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
@@ -46,6 +47,40 @@ class TransitionRefused(Exception):
     def __init__(self, status: str) -> None:
         super().__init__(f"not allowed from status {status}")
         self.status = status
+
+
+class QuotaExceeded(Exception):
+    """The owner already has MISIS_QUOTA_ACTIVE_SCENARIOS scenarios that are not inactive (429)."""
+
+    def __init__(self, quota: int) -> None:
+        super().__init__(
+            f"you already have {quota} active scenarios, the most allowed; stop one first"
+        )
+        self.quota = quota
+
+
+def _lock_owner(owner_id: object) -> None:
+    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+
+
+def _check_quota(owner_id: object, *, starting: object = None) -> None:
+    """Refuse one more running scenario past the owner's quota. Caller is in a transaction.
+
+    The owner's user row is locked first, so that two requests of one user (two creates, or a
+    create and a start) count one after the other: without it both would count N-1 and both
+    pass. Lock order everywhere: user row, then scenario row. Stopping scenarios still hold a
+    runner and count; staff are not exempt (their scenarios use the same workers).
+    """
+    quota = settings.MISIS_QUOTA_ACTIVE_SCENARIOS
+    if quota <= 0:
+        return
+    _lock_owner(owner_id)
+    running = Scenario.objects.filter(owner_id=owner_id).exclude(status=Status.INACTIVE)
+    if starting is not None:
+        running = running.exclude(pk=starting)
+    if running.count() >= quota:
+        logger.info("user %s: scenario quota of %d reached", owner_id, quota)
+        raise QuotaExceeded(quota)
 
 
 def _lock(scenario_id: object) -> Scenario:
@@ -86,7 +121,11 @@ def _dispatch_quietly(message_id: int) -> None:
 def scenario_create(
     *, owner: AbstractBaseUser, source: str, name: str = "", params: dict[str, Any] | None = None
 ) -> Scenario:
-    """Create a scenario in ``init_startup`` and queue its start. Input is already validated."""
+    """Create a scenario in ``init_startup`` and queue its start. Input is already validated.
+
+    Raises QuotaExceeded when the owner has MISIS_QUOTA_ACTIVE_SCENARIOS running already.
+    """
+    _check_quota(owner.pk)
     scenario = Scenario.objects.create(
         owner=owner, source=source, name=name, params=params or {}, deadline_at=_deadline()
     )
@@ -112,12 +151,20 @@ def scenario_request_stop(*, scenario_id: object) -> tuple[Scenario, bool]:
 
 @transaction.atomic
 def scenario_request_start(*, scenario_id: object) -> tuple[Scenario, bool]:
-    """Start an inactive scenario again under a new epoch; a start under way changes nothing."""
+    """Start an inactive scenario again under a new epoch; a start under way changes nothing.
+
+    Raises QuotaExceeded when the owner has MISIS_QUOTA_ACTIVE_SCENARIOS running already.
+    """
+    owner_id = Scenario.objects.filter(pk=scenario_id).values_list("owner_id", flat=True).first()
+    if owner_id is not None and settings.MISIS_QUOTA_ACTIVE_SCENARIOS > 0:
+        # The owner's row before the scenario's (the lock order of _check_quota).
+        _lock_owner(owner_id)
     scenario = _lock(scenario_id)
     if scenario.status in STARTING_STATUSES:
         return scenario, False
     if not can_proceed(scenario.request_startup):
         raise TransitionRefused(scenario.status)
+    _check_quota(scenario.owner_id, starting=scenario.pk)
     scenario.request_startup()
     scenario.epoch += 1
     scenario.stop_reason = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 
 from misis import redis_client
 from misis.redis_client import get_redis
+from misis.workers import Presence, live_workers
 
 pytestmark = pytest.mark.django_db
 
@@ -51,12 +53,15 @@ def test_health_ignores_a_wrong_token() -> None:
 
 def test_health_counts_live_workers_and_names_the_detector() -> None:
     baseline = APIClient().get("/health/").json()["workers"]
-    r = get_redis()
-    info = {"backend": "mock", "model": "mock-weights"}
-    r.set("misis:worker:runner:runner1@host", "{}", ex=15)
-    r.set("misis:worker:runner:runner2@host", "{}", ex=15)
-    r.set("misis:worker:inference:inference@host", json.dumps(info), ex=15)
-    r.set("misis:worker:orchestrator:orch@host", "{}", ex=15)
+    inference = Presence("inference@host", ["inference"])
+    inference.info = {"backend": "mock", "model": "mock-weights"}
+    for presence in (
+        Presence("runner1@host", ["runner"]),
+        Presence("runner2@host", ["runner"]),
+        inference,
+        Presence("orch@host", ["orchestrator"]),
+    ):
+        presence.beat()
 
     resp = APIClient().get("/health/")
 
@@ -71,6 +76,64 @@ def test_health_counts_live_workers_and_names_the_detector() -> None:
     if baseline["inference"] == 0:  # the only inference worker is the one written above
         assert body["inference"]["backend"] == "mock"
         assert body["inference"]["model"] == "mock-weights"
+
+
+def test_a_worker_that_left_or_stopped_beating_is_not_counted() -> None:
+    gone = Presence("gone@host", ["runner"])
+    gone.beat()
+    gone.clear()
+    stale = Presence("stale@host", ["runner"])
+    stale.beat()
+    # Its last beat is older than the TTL: the key has expired, the registry entry is stale.
+    r = get_redis()
+    r.delete("misis:worker:runner:stale@host")
+    r.zadd("misis:workers:runner", {"stale@host": time.time() - 1})
+    Presence("alive@host", ["runner"]).beat()
+
+    assert live_workers() == {"runner": {"alive@host": {}}}
+    assert r.zrange("misis:workers:runner", 0, -1) == [b"alive@host"]
+
+
+def test_health_does_not_scan_the_keyspace() -> None:
+    """/health/ is public and polled: its Redis cost must not grow with the keyspace."""
+    r = get_redis()
+    pipe = r.pipeline(transaction=False)
+    for i in range(20_000):
+        pipe.set(f"misis:test-junk:{i}", b"x", ex=60)
+    pipe.execute()
+    Presence("runner1@host", ["runner"]).beat()
+    db = r.connection_pool.connection_kwargs.get("db", 0)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        # MONITOR lists every command the server runs: keep this database's, up to the marker.
+        with r.monitor() as monitor:
+            ready.set()
+            for entry in monitor.listen():
+                if entry.get("db") != db:
+                    continue
+                if "health-check-done" in entry["command"]:
+                    break
+                seen.append(entry["command"])
+        done.set()
+
+    ready = threading.Event()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(5)
+    time.sleep(0.2)
+    resp = APIClient().get("/health/")
+    r.echo("health-check-done")
+    assert done.wait(10), "the monitor never saw the marker"
+    r.delete(*[f"misis:test-junk:{i}" for i in range(20_000)])
+
+    assert resp.status_code == 200
+    assert resp.json()["workers"]["runner"] == 1
+    verbs = [c.split()[0].upper() for c in seen if c.strip()]
+    assert verbs, "the monitor saw /health/'s commands"
+    assert not {"SCAN", "KEYS"} & set(verbs), verbs
+    assert len(verbs) <= 12, verbs
 
 
 @pytest.fixture

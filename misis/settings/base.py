@@ -14,7 +14,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "misis.apps.MisisAdminConfig",  # django.contrib.admin, its login throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -121,6 +121,11 @@ MISIS_QUOTA_UPLOAD_BYTES = env.int("MISIS_QUOTA_UPLOAD_BYTES", default=20 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Form fields and JSON bodies besides files: the API takes no large one.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# A JSON body (misis.parsers): refused with 413 above this many bytes, from its Content-Length
+# before it is read and again while it is read; refused with 400 when its arrays and objects
+# nest deeper than this (json.loads recurses once per level).
+MISIS_JSON_MAX_BYTES = env.int("MISIS_JSON_MAX_BYTES", default=1024 * 1024)
+MISIS_JSON_MAX_DEPTH = env.int("MISIS_JSON_MAX_DEPTH", default=32)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -128,7 +133,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON bounded in size (MISIS_JSON_MAX_BYTES, 413) and depth (MISIS_JSON_MAX_DEPTH, 400).
+    "DEFAULT_PARSER_CLASSES": ["misis.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "misis.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -138,7 +144,12 @@ REST_FRAMEWORK = {
         "anon": env("MISIS_THROTTLE_ANON", default="120/min"),
         "user": env("MISIS_THROTTLE_USER", default="6000/min"),
     },
+    # Proxies in front of the API that append to X-Forwarded-For; 0: the header is ignored
+    # (anyone can write it) and the peer address is the client (misis.throttling).
+    "NUM_PROXIES": env.int("MISIS_NUM_PROXIES", default=0),
 }
+# POSTs to /admin/login/, per client address and per username (misis.admin_site).
+MISIS_THROTTLE_LOGIN = env("MISIS_THROTTLE_LOGIN", default="10/min")
 
 # OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (both without a token).
 SPECTACULAR_SETTINGS = {
@@ -160,6 +171,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Lifetime of a signed preview link (scenarios/preview_links.py), seconds: the page it opens
+# stops refreshing after that; GET /scenario/<id>/ gives a fresh one (preview_url).
+MISIS_PREVIEW_LINK_TTL = env.int("MISIS_PREVIEW_LINK_TTL", default=3600)
 
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -209,6 +224,9 @@ MISIS_WATCHDOG_INTERVAL = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
 MISIS_OUTBOX_RELAY_INTERVAL = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
 # Outbox rows the fast path has not sent after this long are sent by the relay.
 MISIS_OUTBOX_RELAY_GRACE = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
+# Scenarios a user may have that are not inactive (created, running or stopping); one more is
+# refused with 429. 0: no limit. Staff included.
+MISIS_QUOTA_ACTIVE_SCENARIOS = env.int("MISIS_QUOTA_ACTIVE_SCENARIOS", default=50)
 MISIS_MAX_RESTARTS = env.int("MISIS_MAX_RESTARTS", default=5)
 MISIS_RESTART_BACKOFF_BASE = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
 MISIS_RESTART_BACKOFF_MAX = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)

@@ -2,8 +2,8 @@
 
 A looping scenario runs on loop.mp4 under the mock detector; its newest annotated frame is read
 back from ``frame.jpg`` over HTTP (pytest-django's ``live_server``), and Debian's headless
-Chromium loads ``/scenario/<id>/view/?token=`` and dumps the DOM after the page's own script has
-polled the API and loaded the frame.
+Chromium loads the signed ``preview_url`` the API gives (``/scenario/<id>/view/?sig=``) and dumps
+the DOM after the page's own script has polled the state and loaded the frame.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import client_for
@@ -118,7 +117,6 @@ def test_preview_shows_the_annotated_frame_in_a_browser(
         )
     user = django_user_model.objects.create_user(username="viewer")
     client = client_for(user)
-    key = Token.objects.get(user=user).key
     resp = client.post(
         "/scenario/", {"source": "loop.mp4", "params": {"loop": True}}, format="json"
     )
@@ -128,7 +126,9 @@ def test_preview_shows_the_annotated_frame_in_a_browser(
     try:
         started = time.monotonic()
         wait_for(lambda: get_json(client, sid)["status"] == "active", 20, what="active")
-        frame_url = f"{base}/scenario/{sid}/frame.jpg?token={key}"
+        link = get_json(client, sid)["preview_url"]
+        sig = link.split("?sig=", 1)[1]
+        frame_url = f"{base}/scenario/{sid}/frame.jpg?sig={sig}"
         data: bytes = wait_for(lambda: fetch_frame(frame_url), 20, 0.2, what="a preview frame")
         first_frame_s = time.monotonic() - started
 
@@ -144,7 +144,7 @@ def test_preview_shows_the_annotated_frame_in_a_browser(
         assert min(inside) > 70, f"the box's inside looks like its edge: {inside}"
 
         # The page in a real browser: its script polls the API and refreshes the frame.
-        page_url = f"{base}/scenario/{sid}/view/?token={key}"
+        page_url = f"{base}{link}"
         dom, stderr = "", ""
         browser_started = time.monotonic()
         for attempt in range(4):

@@ -8,7 +8,9 @@ purpose, with the access rule it follows, and then every rule is checked against
   pages send to the admin login;
 * a non-staff user: 403 on ``/metrics``; admin pages send to the login;
 * another user's scenario does not exist (404): its detail, commands, predictions, frame.jpg,
-  preview page and state, through the ``Authorization`` header, ``?token=`` and a session;
+  preview page and state, through the ``Authorization`` header, a signed preview link
+  (``?sig=``, preview pages only) and a session; an API token in the query string
+  (``?token=``) opens nothing;
 * staff reach everything.
 
 Also: secrets come from the environment only (``misis/settings``).
@@ -41,6 +43,7 @@ from rest_framework.authtoken.models import Token
 from misis.redis_client import get_redis
 from runner import preview
 from scenarios.models import Scenario, Status
+from scenarios.preview_links import preview_link_sign
 from tests.factories import make_prediction, make_scenario
 from videos.models import Upload
 
@@ -52,7 +55,7 @@ PUBLIC = "public"  # 200 without a token
 AUTHENTICATED = "authenticated"  # any valid token (Authorization header)
 STAFF = "staff"  # a staff token (Authorization header)
 OWNED_API = "owned-api"  # one scenario, its owner or staff; Authorization header only
-OWNED_PREVIEW = "owned-preview"  # one scenario, its owner or staff; header, ?token= or session
+OWNED_PREVIEW = "owned-preview"  # one scenario, its owner or staff; header, ?sig= or session
 
 # Every URL pattern outside the admin site, by its route (as in ``ResolverMatch.route``).
 CLASSIFIED: dict[str, str] = {
@@ -199,6 +202,14 @@ class World:
     def query(self, user: Any, url: str) -> str:
         return f"{url}{'&' if '?' in url else '?'}token={self.tokens[user.username]}"
 
+    def link(self, user: Any, url: str) -> str:
+        """``url`` with the preview link ``user`` gets from the API: of the world's scenario for
+        its owner and staff, of a scenario of their own for anyone else."""
+        scenario = self.scenario
+        if user.pk != self.owner.pk and not user.is_staff:
+            scenario = Scenario.objects.filter(owner=user).first() or make_scenario(owner=user)
+        return f"{url}{'&' if '?' in url else '?'}sig={preview_link_sign(scenario=scenario)}"
+
 
 @pytest.fixture
 def world(user: Any, other_user: Any, staff_user: Any) -> World:
@@ -291,9 +302,14 @@ def test_no_or_a_wrong_token_is_401(route: Route, world: World) -> None:
             assert response.status_code == 401, (method, url, response.content)
             assert response["Content-Type"] == "application/json"
             assert response["WWW-Authenticate"].startswith("Token")
-        # A wrong ?token= is no better.
+        # A wrong ?token= is no better, nor is the owner's right one; a bad link is refused.
         response = call(Client(), method, f"{url}?token=nope", route)
         assert response.status_code == 401, (method, url)
+        response = call(Client(), method, world.query(world.owner, url), route)
+        assert response.status_code == 401, (method, url)
+        response = call(Client(), method, f"{url}?sig=nope", route)
+        assert response.status_code == (403 if route.kind == OWNED_PREVIEW else 401), (method, url)
+        assert response["Content-Type"] == "application/json"
     world.scenario.refresh_from_db()
     assert world.scenario.status == Status.ACTIVE
     assert Scenario.objects.count() == 1
@@ -403,17 +419,23 @@ def ways_in(world: World, route: Route, user: Any, url: str) -> list[tuple[str, 
     ways = [("header", world.header(user), url)]
     if route.kind == OWNED_PREVIEW:
         ways += [
-            ("?token=", Client(), world.query(user, url)),
+            ("?sig=", Client(), world.link(user, url)),
             ("session", world.session(user), url),
         ]
     return ways
 
 
 def ways_refused(world: World, route: Route, user: Any, url: str) -> list[tuple[str, Client, str]]:
-    """The credentials ``route`` does not take: the scenario API wants the header."""
+    """The credentials ``route`` does not take: the scenario API wants the header; nothing
+    takes an API token in the query string."""
+    refused = [("?token=", Client(), world.query(user, url))]
     if route.kind == OWNED_PREVIEW:
-        return []
-    return [("?token=", Client(), world.query(user, url)), ("session", world.session(user), url)]
+        return refused
+    return [
+        *refused,
+        ("?sig=", Client(), world.link(user, url)),
+        ("session", world.session(user), url),
+    ]
 
 
 @pytest.mark.django_db
