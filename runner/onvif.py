@@ -25,6 +25,7 @@ from xml.etree import ElementTree
 
 from runner.hosts import HostRefused
 from runner.redact import redact
+from sources.rtsp import FFMPEG_URL_OPTIONS
 from sources.base import SourceError
 
 if TYPE_CHECKING:
@@ -40,10 +41,6 @@ SHAPE = "onvif://user:password@host[:port][/profile-token]"
 
 STREAM_SCHEMES = ("rtsp", "rtsps")
 MAX_STREAM_URI = 2048
-# Bare words that FFmpeg reads in an RTSP URI's query as its own options (rtsp.c, after the
-# last "?"): "udp" or "multicast" would override MISIS_RTSP_TRANSPORT and let the RTSP server
-# name the peer that FFmpeg sends UDP to.
-FFMPEG_URL_OPTIONS = frozenset({"udp", "multicast", "tcp", "http", "https", "filter_src"})
 # RFC 3986 pchar and "/", less "%" (only well-formed escapes are kept as they are). The query
 # also leaves "?" escaped, so that FFmpeg's "last ?" is the query's start.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"

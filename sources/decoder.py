@@ -45,7 +45,9 @@ class Decoder:
     ) -> None:
         self.target = target
         self.shown = shown  # the source as the user may see it (redacted)
-        options = {**target.options, "max_pixels": str(max_pixels)}
+        # FFmpeg's own bound, so that probing decodes no giant frame either; it counts its
+        # buffer padding, hence the margin (the exact cap is checked below).
+        options = {**target.options, "max_pixels": str(2 * max_pixels + 1024 * 1024)}
         try:
             self.container: Any = av.open(
                 target.url,
@@ -73,10 +75,10 @@ class Decoder:
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         width, height = self.stream.codec_context.width, self.stream.codec_context.height
-        if width * height > max_pixels:
+        if not width or not height or width * height > max_pixels:
             raise SourceError(
-                f"{self.shown}: frames of {width}x{height} exceed the limit of {max_pixels}"
-                " pixels (MISIS_MAX_FRAME_PIXELS)"
+                f"{self.shown}: frames of {width}x{height} are not within the limit of"
+                f" {max_pixels} pixels (MISIS_MAX_FRAME_PIXELS)"
             )
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 25.0

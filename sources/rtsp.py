@@ -10,6 +10,19 @@ from sources.policy import check_host_now, checked_addresses, require_clean
 from sources.rtsp_relay import RtspRelay
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+# Bare words that FFmpeg reads in an RTSP URI's query as its own options (rtsp.c, after the
+# last "?"): "udp" or "multicast" would move the media off the relayed TCP connection and let
+# the RTSP server name the peer that FFmpeg sends UDP to.
+FFMPEG_URL_OPTIONS = frozenset({"udp", "multicast", "tcp", "http", "https", "filter_src"})
+
+
+def refuse_ffmpeg_options(query: str) -> None:
+    words = {word.lower() for part in query.split("&") for word in part.split("=", 1)[:1]}
+    if words & FFMPEG_URL_OPTIONS:
+        raise SourceError(
+            "the query of an RTSP URL may not hold FFmpeg's own options"
+            f" ({', '.join(sorted(FFMPEG_URL_OPTIONS))})"
+        )
 # What survives in a path or query when the URL is rebuilt (already-encoded %XX stays as is).
 PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
@@ -21,6 +34,7 @@ class RtspCamera(Source):
     @classmethod
     def validate(cls, url: str) -> None:
         check_host_now(host_of(url))
+        refuse_ffmpeg_options(urlsplit(url).query)
 
     def target(self, *, open_timeout: float, read_timeout: float) -> Target:
         require_clean(self.url)
@@ -29,6 +43,7 @@ class RtspCamera(Source):
         if scheme not in self.schemes:
             raise SourceError(f"refused to open a {scheme or 'schemeless'} URL as a camera")
         host = host_of(self.url)
+        refuse_ffmpeg_options(parts.query)
         port = parts.port or DEFAULT_PORTS[scheme]
         address = checked_addresses(host)[0]
         relay = RtspRelay(

@@ -242,7 +242,6 @@ MISIS_STREAM_READ_TIMEOUT = env.float("MISIS_STREAM_READ_TIMEOUT", default=5.0)
 # HLS (.m3u8) reads wait for whole segments: at least this long (3 x a 6 s target duration).
 MISIS_HLS_READ_TIMEOUT = env.float("MISIS_HLS_READ_TIMEOUT", default=20.0)
 # RTSP over TCP by default: UDP loses packets (smeared frames) behind NAT and on busy links.
-MISIS_RTSP_TRANSPORT = env("MISIS_RTSP_TRANSPORT", default="tcp")
 MISIS_RECONNECT_BACKOFF_BASE = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
 MISIS_RECONNECT_BACKOFF_MAX = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
 # Hosts network sources may connect to (runner/hosts.py): IP networks, names, ".domain" suffixes.
