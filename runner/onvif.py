@@ -25,8 +25,8 @@ from xml.etree import ElementTree
 
 from runner.hosts import HostRefused
 from runner.redact import redact
-from sources.rtsp import FFMPEG_URL_OPTIONS
 from sources.base import SourceError
+from sources.rtsp import FFMPEG_URL_OPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -23,6 +23,8 @@ def refuse_ffmpeg_options(query: str) -> None:
             "the query of an RTSP URL may not hold FFmpeg's own options"
             f" ({', '.join(sorted(FFMPEG_URL_OPTIONS))})"
         )
+
+
 # What survives in a path or query when the URL is rebuilt (already-encoded %XX stays as is).
 PATH_SAFE = "/:@!$&'()*+,;=-._~%"
 
