@@ -92,11 +92,10 @@ class Decoder:
         self._start = float(start * self.stream.time_base) if start is not None else 0.0
 
     def _error(self, what: str, exc: BaseException) -> SourceError:
-        reason = self.target.refusal()
-        logger.info("%s %s: %s", what, self.shown, exc)
-        if reason:
-            return SourceError(f"{what} {self.shown}: {reason}")
-        return SourceError(f"{what} {self.shown}")
+        reason = self.target.refusal() or _reason(exc)
+        # FFmpeg's texts quote the URL it was given, credentials and all.
+        logger.info("%s %s: %s", what, self.shown, str(exc).replace(self.target.url, self.shown))
+        return SourceError(f"{what} {self.shown}: {reason}")
 
     def _next(self) -> Any | None:
         try:
@@ -140,6 +139,17 @@ class Decoder:
             pass
         finally:
             self.target.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """What the server said, for a user who can fix it; only allowed hosts are ever asked."""
+    if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+        return "the server refused the credentials"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return "the server has no such stream or path"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "not a video this decoder reads"
+    return "wrong path or credentials, or not a video?"
 
 
 def open_decoder(target: Target, *, source: str, **kwargs: Any) -> Decoder:
