@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import av.error
+import cv2
 import numpy as np
 
 from runner.redact import redact
@@ -115,7 +116,7 @@ class Decoder:
         if frame is None:
             return None
         seconds = float(frame.time) - self._start if frame.time is not None else 0.0
-        return frame.to_ndarray(format="bgr24"), max(seconds, 0.0)
+        return to_bgr(frame), max(seconds, 0.0)
 
     def skip(self, count: int) -> int:
         """Decode and drop ``count`` frames (resuming a file); how many there were."""
@@ -139,6 +140,14 @@ class Decoder:
             pass
         finally:
             self.target.close()
+
+
+def to_bgr(frame: Any) -> np.ndarray:
+    """The frame as BGR. Planar 4:2:0 (what cameras and files mostly carry) is converted by
+    OpenCV, several times faster here than FFmpeg's swscale as PyAV calls it."""
+    if frame.format.name == "yuv420p" and not frame.width % 2 and not frame.height % 2:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24")
 
 
 def _reason(exc: BaseException) -> str:
