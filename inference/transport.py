@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from inference.backends.base import DetectOptions
+from misis import keys
 
-REQUESTS_KEY = "misis:infer:requests"
-REPLY_PREFIX = "misis:infer:reply:"
+REQUESTS_KEY = keys.INFER_REQUESTS
+REPLY_PREFIX = keys.INFER_REPLY
 REPLY_TTL = 60
 _LEN = struct.Struct(">I")
 

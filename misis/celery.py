@@ -3,6 +3,7 @@
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -17,6 +18,12 @@ app.autodiscover_tasks()
 logger = logging.getLogger(__name__)
 _presence: Any = None
 
+# What the apps do when a worker comes up and goes down, registered from their AppConfig.ready
+# (this module names no app). Each is called with the worker's queues; what a ready hook
+# returns joins the worker's presence info (/health/).
+ON_READY: list[Callable[[list[str]], dict[str, Any] | None]] = []
+ON_SHUTTING_DOWN: list[Callable[[list[str]], None]] = []
+
 
 @worker_ready.connect
 def _on_worker_ready(sender: Any, **_: Any) -> None:
@@ -25,24 +32,18 @@ def _on_worker_ready(sender: Any, **_: Any) -> None:
 
     queues = sorted(q.name for q in sender.task_consumer.queues)
     _presence = Presence(sender.hostname, queues)
-    if "inference" in queues:
-        from inference.worker import start_batcher
-
-        _presence.info = start_batcher()
+    for hook in ON_READY:
+        info = hook(queues)
+        if info is not None:
+            _presence.info = info
     threading.Thread(target=_presence.run, name="presence", daemon=True).start()
     logger.info("worker %s (pid %s) ready on queues %s", sender.hostname, os.getpid(), queues)
 
 
 @worker_shutting_down.connect
 def _on_worker_shutting_down(**_: Any) -> None:
-    # Runner loops run for hours: tell them to hand their scenarios over, or a warm shutdown
-    # would wait for them forever.
-    from runner.loop import WORKER_STOPPING
-
-    WORKER_STOPPING.set()
+    queues = _presence.queues if _presence is not None else []
     if _presence is not None:
         _presence.clear()
-        if "inference" in _presence.queues:
-            from inference.worker import stop_batcher
-
-            stop_batcher()
+    for hook in ON_SHUTTING_DOWN:
+        hook(queues)

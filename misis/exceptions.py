@@ -11,17 +11,23 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
-from scenarios.services import QuotaExceeded, TransitionRefused
-from videos.services import VideoRejected
-from videos.storage import ObjectStorageError
+
+class ApiError(Exception):
+    """A domain error the API answers with ``status_code`` and ``body()``.
+
+    The apps' errors subclass it, so this handler, at the bottom of the layers, names none of
+    them (scenarios' 409 and 429, uploads' 400 and 413, the object store's 503).
+    """
+
+    status_code = 400
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": str(self)}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, TransitionRefused):
-        return Response(
-            {"detail": f"command not allowed from status {exc.status}", "status": exc.status},
-            status=status.HTTP_409_CONFLICT,
-        )
+    if isinstance(exc, ApiError):
+        return Response(exc.body(), status=exc.status_code)
     if isinstance(exc, TransitionNotAllowed):
         current = getattr(exc, "object", None)
         current_status = getattr(current, "status", None)
@@ -29,14 +35,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"detail": "command not allowed from the current status", "status": current_status},
             status=status.HTTP_409_CONFLICT,
         )
-    if isinstance(exc, QuotaExceeded):
-        return Response(
-            {"detail": str(exc), "quota": exc.quota}, status=status.HTTP_429_TOO_MANY_REQUESTS
-        )
-    if isinstance(exc, VideoRejected):
-        return Response({exc.field: [exc.message]}, status=exc.status)
-    if isinstance(exc, ObjectStorageError):
-        return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     if isinstance(exc, UnsupportedMediaType):
         view = context.get("view")
         if view is not None and MultiPartParser in getattr(view, "parser_classes", ()):

@@ -9,21 +9,21 @@ Redis in the Prometheus text format.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from django.db.models import Count, Sum
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from misis import keys
 from misis.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 
-COUNTERS_KEY = "misis:metrics:counters"
-HIST_PREFIX = "misis:metrics:hist:"
+COUNTERS_KEY = keys.METRICS_COUNTERS
+HIST_PREFIX = keys.METRICS_HISTOGRAM
 
 COUNTERS = {
     "frames_read": "Frames read from sources",
@@ -72,9 +72,13 @@ def _fmt(value: float) -> str:
     return repr(float(value)) if value != int(value) else str(int(value))
 
 
-def render() -> str:
-    from scenarios.models import Scenario, Status
+# Gauges of the apps' own state (scenarios by status...), registered from AppConfig.ready: this
+# module, below the apps, names none of them.
+Family = Callable[[str, str, str, Iterable[tuple[str, float]]], None]
+COLLECTORS: list[Callable[[Family], None]] = []
 
+
+def render() -> str:
     r = get_redis()
     lines: list[str] = []
 
@@ -98,23 +102,13 @@ def render() -> str:
         lines.append(f"# TYPE misis_{name} histogram")
         lines.extend(f"misis_{name}{suffix} {_fmt(v)}" for suffix, v in samples)
 
-    by_status = dict(
-        Scenario.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n")
-    )
-    family(
-        "scenarios",
-        "gauge",
-        "Scenarios by status",
-        [(f'{{status="{s.value}"}}', by_status.get(s.value, 0)) for s in Status],
-    )
-    family("active_scenarios", "gauge", "Scenarios active now", [("", by_status.get("active", 0))])
-    restarts = Scenario.objects.aggregate(n=Sum("restarts"))["n"] or 0
-    family("restarts_total", "counter", "Runner restarts by the watchdog", [("", restarts)])
+    for collect in COLLECTORS:
+        collect(family)
     queues = {
         "runner": "runner",
         "orchestrator": "orchestrator",
         "inference_tasks": "inference",
-        "inference_frames": "misis:infer:requests",
+        "inference_frames": keys.INFER_REQUESTS,
     }
     family(
         "queue_depth",

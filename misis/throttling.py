@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from misis import keys
 from misis.redis_client import get_redis
 
 
@@ -49,7 +50,7 @@ def hit(scope: str, ident: str, num_requests: int, duration: float) -> float | N
     """Count one request of ``ident`` in ``scope``: None when allowed, else seconds to wait."""
     now = time.time()
     window = int(now // duration)
-    key = f"misis:throttle:{scope}:{ident}:{window}"
+    key = keys.throttle(scope, ident, window)
     pipe = get_redis().pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, int(duration) + 1, nx=True)

@@ -17,12 +17,13 @@ import threading
 import time
 from typing import Any
 
+from misis import keys
 from misis.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "misis:worker:"
-REGISTRY = "misis:workers:"
+PREFIX = keys.WORKER
+REGISTRY = keys.WORKERS
 QUEUES = ("runner", "inference", "orchestrator")
 TTL = 15
 REFRESH = 5.0

@@ -8,24 +8,15 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 
 from misis import metrics
 from runner.sources import Frame, SourceError, VideoSource
+from scenarios.streams import StreamStatus
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamStatus:
-    """What the API shows of a live source: connected or reconnecting, and since when."""
-
-    state: str  # "connected" | "reconnecting"
-    last_frame_at: datetime | None
-    error: str | None
 
 
 class FileFeed:

@@ -20,18 +20,19 @@ import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
+from inference.backends.base import DetectOptions
 from inference.client import Detection, InferenceClient
 from inference.preprocess import Letterbox, letterbox
 from misis import metrics
+from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
-from runner.control import stop_requested
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
-from runner.lease import Lease, LeaseLost
-from runner.params import Params
-from runner.preview import PreviewWriter
 from runner.sources import Frame, SourceError, VideoSource
 from scenarios import services
+from scenarios.control import stop_requested
 from scenarios.models import Status
+from scenarios.params import Params
+from scenarios.preview import PreviewWriter
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,9 @@ class ScenarioRunner:
             max_in_flight=1 if isinstance(feed, LatestFrameFeed) else settings.MISIS_MAX_IN_FLIGHT
         )
         sampler = Sampler(self.params.target_fps)
-        options = self.params.detect_options
+        options = DetectOptions(
+            confidence=self.params.confidence, classes=self.params.classes, imgsz=self.params.imgsz
+        )
         next_stop_check = 0.0
         beat = settings.MISIS_HEARTBEAT_INTERVAL
         try:

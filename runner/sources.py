@@ -18,10 +18,10 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from runner.redact import redact
 from sources.base import SourceError
 from sources.decoder import Decoder, open_decoder
 from sources.local import resolve_local
+from sources.redact import redact
 from sources.registry import scheme_of, source_for
 
 logger = logging.getLogger(__name__)

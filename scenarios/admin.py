@@ -8,9 +8,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from runner.redact import redact
 from scenarios import services
 from scenarios.models import OutboxMessage, Prediction, Scenario
+from sources.redact import redact
 
 
 @admin.register(Scenario)

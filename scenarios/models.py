@@ -77,7 +77,7 @@ class Scenario(models.Model):
         indexes = [models.Index(fields=("status", "deadline_at"), name="scenario_watchdog_idx")]
 
     def __str__(self) -> str:
-        from runner.redact import redact
+        from sources.redact import redact
 
         return f"{self.name or redact(self.source)} ({self.id})"
 

@@ -1,6 +1,6 @@
 """Live preview of a scenario: its newest annotated frame, and a page that shows it refreshing.
 
-``GET /scenario/<id>/frame.jpg``  the newest JPEG the runner stored (``runner.preview``).
+``GET /scenario/<id>/frame.jpg``  the newest JPEG the runner stored (``scenarios.preview``).
 ``GET /scenario/<id>/view/``      an HTML page: the frame, refreshing itself, and the scenario's
                                    status and counters, polled from the JSON API.
 ``GET /scenario/<id>/view/state/`` the scenario's JSON (as ``GET /scenario/<id>/``, less its
@@ -39,9 +39,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from runner import preview
-from runner.redact import redact
-from scenarios import selectors
+from scenarios import preview, selectors
 from scenarios.models import Scenario
 from scenarios.preview_links import (
     PreviewGrant,
@@ -50,6 +48,7 @@ from scenarios.preview_links import (
     preview_link_check,
 )
 from scenarios.serializers import ScenarioSerializer
+from sources.redact import redact
 
 # Refresh periods of the page, milliseconds.
 FRAME_REFRESH_MS = 500

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runner.params import ParamsError, storable_text, validate_params
-from runner.redact import redact
 from scenarios.models import Scenario, Status
+from scenarios.params import ParamsError, storable_text, validate_params
 from scenarios.preview_links import preview_url
 from sources.base import SourceError
+from sources.redact import redact
 from sources.registry import source_class
-from videos.selectors import upload_not_found, upload_visible
+from sources.selectors import upload_not_found, upload_visible
 
 
 def validate_source(value: str) -> str:

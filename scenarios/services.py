@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,10 +23,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from runner.control import signal_stop
-from runner.feeds import StreamStatus
-from runner.lease import LeaseLost, lease_holder_epoch
-from runner.redact import redact
+from misis.exceptions import ApiError
+from misis.lease import LeaseLost, lease_holder_epoch
+from scenarios.control import signal_stop
 from scenarios.models import (
     RUNNING_STATUSES,
     STARTING_STATUSES,
@@ -37,26 +37,41 @@ from scenarios.models import (
     Status,
     StopReason,
 )
+from scenarios.streams import StreamStatus
+from sources.redact import redact
 
 logger = logging.getLogger(__name__)
 
+# The runner's task (runner/tasks.py), started by name.
+RUN_SCENARIO_TASK = "runner.run_scenario"
 
-class TransitionRefused(Exception):
+
+class TransitionRefused(ApiError):
     """The state machine cannot take the command from the current status (HTTP 409)."""
+
+    status_code = 409
 
     def __init__(self, status: str) -> None:
         super().__init__(f"not allowed from status {status}")
         self.status = status
 
+    def body(self) -> dict[str, Any]:
+        return {"detail": f"command not allowed from status {self.status}", "status": self.status}
 
-class QuotaExceeded(Exception):
+
+class QuotaExceeded(ApiError):
     """The owner already has MISIS_QUOTA_ACTIVE_SCENARIOS scenarios that are not inactive (429)."""
+
+    status_code = 429
 
     def __init__(self, quota: int) -> None:
         super().__init__(
             f"you already have {quota} active scenarios, the most allowed; stop one first"
         )
         self.quota = quota
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": str(self), "quota": self.quota}
 
 
 def _lock_owner(owner_id: object) -> None:
@@ -215,9 +230,10 @@ def _dispatch_start(scenario: Scenario, msg: OutboxMessage) -> None:
         scenario.begin_startup()
     scenario.deadline_at = _deadline()
     scenario.save()
-    from runner.tasks import run_scenario  # the runner app depends on this one, not back
-
-    run_scenario.apply_async(args=(str(scenario.pk), scenario.epoch), queue="runner")
+    # By name: the runner depends on this app, never the other way.
+    current_app.send_task(
+        RUN_SCENARIO_TASK, args=(str(scenario.pk), scenario.epoch), queue="runner"
+    )
     logger.info("scenario %s: runner task sent (epoch %s)", scenario.pk, scenario.epoch)
 
 

@@ -19,8 +19,8 @@ import av.error
 import cv2
 import numpy as np
 
-from runner.redact import redact
 from sources.base import SourceError, Target
+from sources.redact import redact
 
 logger = logging.getLogger(__name__)
 

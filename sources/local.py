@@ -8,6 +8,10 @@ from django.conf import settings
 
 from sources.base import FILE_FORMATS, Source, SourceError, Target
 
+# Also what another user's upload answers (sources/selectors.py): it reads exactly like a file
+# that does not exist.
+FILE_NOT_FOUND = "file not found in the video root: {source}"
+
 
 def resolve_local(source: str, root: Path | None = None) -> Path:
     """The file a relative local source names, refusing anything outside the video root."""
@@ -32,7 +36,7 @@ class LocalFile(Source):
     def target(self, *, open_timeout: float, read_timeout: float) -> Target:
         path = str(resolve_local(self.url))
         if not Path(path).is_file():
-            raise SourceError(f"file not found in the video root: {self.url}")
+            raise SourceError(FILE_NOT_FOUND.format(source=self.url))
 
         return Target(
             url=path,

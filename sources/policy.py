@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-from runner.hosts import HostRefused, allowed_addresses
 from sources.base import SourceError
+from sources.hosts import HostRefused, allowed_addresses
 
 logger = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ class OnvifCamera(Source):
 
     @classmethod
     def validate(cls, url: str) -> None:
-        from runner.onvif import parse_onvif
+        from sources.onvif import parse_onvif
 
         require_clean(url)
         try:
@@ -90,7 +90,7 @@ class OnvifCamera(Source):
         check_host_now(src.host)
 
     def target(self, *, open_timeout: float, read_timeout: float) -> Target:
-        from runner.onvif import resolve_stream_uri
+        from sources.onvif import resolve_stream_uri
 
         def check(url: str) -> None:
             checked_addresses(host_of(url))

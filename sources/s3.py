@@ -16,15 +16,15 @@ class S3Object(Source):
 
     @classmethod
     def validate(cls, url: str) -> None:
-        # videos.storage is imported when used: it imports this package's SourceError.
-        from videos.storage import NOT_CONFIGURED, parse_s3, s3_configured
+        # sources.storage is imported when used: it imports this package's SourceError.
+        from sources.storage import NOT_CONFIGURED, parse_s3, s3_configured
 
         parse_s3(url)
         if not s3_configured():
             raise SourceError(NOT_CONFIGURED)
 
     def target(self, *, open_timeout: float, read_timeout: float) -> Target:
-        from videos.storage import presigned_url
+        from sources.storage import presigned_url
 
         url = presigned_url(self.url)
         endpoint = urlsplit(url).hostname

@@ -64,7 +64,7 @@ def probe_hosts(refused: tuple[str, ...], allowed: tuple[str, ...], **env: str) 
     full.update(GOOD, DJANGO_SETTINGS_MODULE="misis.settings.production", **env)
     probe = (
         "import django, sys; django.setup()\n"
-        "from runner.hosts import HostRefused, check_host\n"
+        "from sources.hosts import HostRefused, check_host\n"
         "refused, allowed = sys.argv[1].split(), sys.argv[2].split()\n"
         "for host in refused:\n"
         "    try:\n"

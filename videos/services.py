@@ -1,5 +1,5 @@
-"""Uploaded videos: checked to be a readable video first, then stored (videos/storage.py) and
-recorded with their owner (videos.models.Upload).
+"""Uploaded videos: checked to be a readable video first, then stored (sources/storage.py) and
+recorded with their owner (sources.models.Upload).
 
 ``video_check_size`` and ``video_check_quota`` (before the body is read) and ``video_store``
 (the upload) raise VideoRejected (400) or VideoTooLarge (413: over the upload limit, or over the
@@ -30,9 +30,10 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from videos.models import Upload
-from videos.selectors import UPLOAD_PREFIX, upload_used
-from videos.storage import ObjectStorageError, describe, stored_source, video_storage
+from misis.exceptions import ApiError
+from sources.models import Upload
+from sources.selectors import UPLOAD_PREFIX, upload_used
+from sources.storage import ObjectStorageError, describe, stored_source, video_storage
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +53,22 @@ NOT_A_VIDEO = "not a readable video: no video frame could be decoded from it"
 DECODER_PADDING = 1 << 20
 
 
-class VideoRejected(Exception):
+class VideoRejected(ApiError):
     """The upload is not acceptable; ``field`` names the input, the message says why."""
 
-    status = 400
+    status_code = 400
 
     def __init__(self, message: str, *, field: str = "file") -> None:
         super().__init__(message)
         self.message = message
         self.field = field
 
+    def body(self) -> dict[str, Any]:
+        return {self.field: [self.message]}
+
 
 class VideoTooLarge(VideoRejected):
-    status = 413
+    status_code = 413
 
 
 @dataclass(frozen=True)

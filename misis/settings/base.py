@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_fsm",
+    "sources",
     "scenarios",
     "runner",
     "inference",
@@ -94,12 +95,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     # Uploaded videos (POST /video/): under MISIS_VIDEO_ROOT, so that the source an upload
     # returns is a relative path the runner already reads; the bucket when S3 is configured.
-    "videos": {"BACKEND": "videos.backends.VideoFileSystemStorage"},
+    "videos": {"BACKEND": "sources.backends.VideoFileSystemStorage"},
 }
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
-    STORAGES["videos"] = {"BACKEND": "videos.backends.VideoS3Storage"}
+    STORAGES["videos"] = {"BACKEND": "sources.backends.VideoS3Storage"}
     AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
     AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
     # "path" for S3-compatible stores addressed by IP or a single host name (SeaweedFS, MinIO);
@@ -244,13 +245,13 @@ MISIS_HLS_READ_TIMEOUT = env.float("MISIS_HLS_READ_TIMEOUT", default=20.0)
 # RTSP over TCP by default: UDP loses packets (smeared frames) behind NAT and on busy links.
 MISIS_RECONNECT_BACKOFF_BASE = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
 MISIS_RECONNECT_BACKOFF_MAX = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
-# Hosts network sources may connect to (runner/hosts.py): IP networks, names, ".domain" suffixes.
-# Both lists add to the built-in denials of runner/hosts.py (cloud metadata, link-local,
+# Hosts network sources may connect to (sources/hosts.py): IP networks, names, ".domain" suffixes.
+# Both lists add to the built-in denials of sources/hosts.py (cloud metadata, link-local,
 # unspecified, multicast, reserved), which nothing overrides. Empty allow list: any host not
 # denied. A deny entry beats an allow entry.
 MISIS_SOURCE_ALLOW = env.list("MISIS_SOURCE_ALLOW", default=[])
 MISIS_SOURCE_DENY = env.list("MISIS_SOURCE_DENY", default=[])
-# Deny loopback too (runner/hosts.py LOOPBACK_DENY). Not from the environment: production
+# Deny loopback too (sources/hosts.py LOOPBACK_DENY). Not from the environment: production
 # settings turn it on; test and local settings keep it off, their media servers use 127.0.0.1.
 MISIS_SOURCE_DENY_LOOPBACK = False
 

@@ -17,5 +17,5 @@ SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Network sources may never reach this machine (on top of the built-in denials of
-# runner/hosts.py); no allow entry overrides it.
+# sources/hosts.py); no allow entry overrides it.
 MISIS_SOURCE_DENY_LOOPBACK = True

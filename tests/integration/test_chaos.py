@@ -28,7 +28,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.db.utils import InterfaceError
 
-from runner.lease import lease_holder_epoch
+from misis.lease import lease_holder_epoch
 from scenarios import services
 from scenarios.models import OutboxMessage, Prediction, Scenario, Status
 from tests.integration import faults

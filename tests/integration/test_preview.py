@@ -28,7 +28,7 @@ from tests.integration.stack import Stack, wait_for
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-BOX_BGR = np.array([0, 200, 0])  # runner.preview's colour for class 0 ("person")
+BOX_BGR = np.array([0, 200, 0])  # scenarios.preview's colour for class 0 ("person")
 # The mock detector's "person" box on a 320x240 frame: the centre quarter.
 X1, Y1, X2, Y2 = 80, 60, 240, 180
 

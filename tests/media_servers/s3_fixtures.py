@@ -99,7 +99,7 @@ class S3Server:
         settings.STORAGES = {
             **settings.STORAGES,
             "default": {"BACKEND": "storages.backends.s3.S3Storage"},
-            "videos": {"BACKEND": "videos.backends.VideoS3Storage"},
+            "videos": {"BACKEND": "sources.backends.VideoS3Storage"},
         }
 
     def client(self, *, access_key: str | None = None, secret_key: str | None = None) -> Any:

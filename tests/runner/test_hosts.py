@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runner.hosts import HostRefused, allowed_addresses, check_host, check_url
+from sources.hosts import HostRefused, allowed_addresses, check_host, check_url
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from misis.lease import Lease, LeaseLost, lease_holder_epoch
 from misis.redis_client import get_redis
-from runner.lease import Lease, LeaseLost, lease_holder_epoch
 
 SID = "00000000-0000-0000-0000-000000000001"
 

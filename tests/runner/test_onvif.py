@@ -23,9 +23,9 @@ import cv2
 import pytest
 from django.core.management import call_command
 
-from runner.hosts import HostRefused, check_url
-from runner.onvif import parse_onvif, resolve_stream_uri, validate_onvif_source
 from runner.sources import SourceError
+from sources.hosts import HostRefused, check_url
+from sources.onvif import parse_onvif, resolve_stream_uri, validate_onvif_source
 from tests.media_servers.internal_host import INTERNAL_HOST, InternalHost
 from tests.media_servers.onvif_device import DIGEST, WSSE, WSU, OnvifDevice, Profile
 from tests.media_servers.onvif_fixtures import HOSTILE_STREAM_URIS, STREAM_URI
@@ -479,7 +479,7 @@ def test_media_service_named_by_a_denied_name_is_refused(
 
 def test_the_client_resolver_gives_only_allowed_addresses(settings: Any) -> None:
     """aiohttp connects to what the resolver returns: the checked answer, not a second one."""
-    from runner.onvif_client import PolicyResolver
+    from sources.onvif_client import PolicyResolver
 
     async def resolve() -> list[str]:
         return [r["host"] for r in await PolicyResolver().resolve("localhost", 80)]

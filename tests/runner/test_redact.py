@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.redact import redact
+from sources.redact import redact
 
 
 @pytest.mark.parametrize(

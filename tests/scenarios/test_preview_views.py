@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from misis.redis_client import get_redis
-from runner import preview
+from scenarios import preview
 from scenarios.models import Scenario
 from scenarios.preview_links import preview_link_sign, preview_url
 from tests.factories import make_scenario

@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runner.control import stop_requested
-from runner.lease import Lease, LeaseLost
+from misis.lease import Lease, LeaseLost
 from scenarios import services
+from scenarios.control import stop_requested
 from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
 from tests.conftest import queued
 from tests.factories import make_scenario

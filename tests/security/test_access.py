@@ -41,11 +41,11 @@ from django.utils.regex_helper import normalize
 from rest_framework.authtoken.models import Token
 
 from misis.redis_client import get_redis
-from runner import preview
+from scenarios import preview
 from scenarios.models import Scenario, Status
 from scenarios.preview_links import preview_link_sign
+from sources.models import Upload
 from tests.factories import make_prediction, make_scenario
-from videos.models import Upload
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,11 +18,11 @@ from django.db import IntegrityError, connection, transaction
 from rest_framework.parsers import MultiPartParser
 from rest_framework.test import APIClient
 
+from sources.models import Upload
+from sources.selectors import upload_visible
 from tests.media_servers.s3_fixtures import S3Server
 from tests.videos.test_upload import stored_files, upload
 from videos import services
-from videos.models import Upload
-from videos.selectors import upload_visible
 from videos.services import VideoTooLarge, video_store
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,9 @@ from rest_framework.test import APIClient
 
 from misis.logs import scenario_context
 from runner.sources import SourceError
+from sources.storage import ObjectStorageError, parse_s3, presigned_url
 from tests.media_servers.s3_fixtures import S3Server
 from tests.videos.test_upload import read_frames
-from videos.storage import ObjectStorageError, parse_s3, presigned_url
 
 pytestmark = pytest.mark.django_db
 

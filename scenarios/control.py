@@ -6,13 +6,14 @@ a frame instead of at its next heartbeat.
 
 from __future__ import annotations
 
+from misis import keys
 from misis.redis_client import get_redis
 
 STOP_TTL = 24 * 3600
 
 
 def stop_key(scenario_id: object) -> str:
-    return f"misis:stop:{scenario_id}"
+    return keys.stop(scenario_id)
 
 
 def signal_stop(scenario_id: object, epoch: int) -> None:

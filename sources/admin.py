@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from videos.models import Upload
+from sources.models import Upload
 
 
 @admin.register(Upload)

@@ -15,15 +15,14 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Sum
 
-from runner.redact import redact
-from runner.sources import SourceError, resolve_local, scheme_of
-from videos.models import Upload
-from videos.storage import S3_SCHEME, UNREADABLE, parse_s3
+from sources.base import SourceError
+from sources.local import FILE_NOT_FOUND, resolve_local
+from sources.models import Upload
+from sources.redact import redact
+from sources.registry import scheme_of
+from sources.storage import S3_SCHEME, UNREADABLE, parse_s3
 
 UPLOAD_PREFIX = "uploads/"
-# What the runner says of a local file that is not there (runner/sources.py): an upload that is
-# not the user's reads exactly like one that does not exist.
-FILE_NOT_FOUND = "file not found in the video root: {source}"
 
 __all__ = ["UPLOAD_PREFIX", "upload_not_found", "upload_source", "upload_used", "upload_visible"]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from misis import keys
 from misis.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class LeaseLost(Exception):
 
 
 def lease_key(scenario_id: object) -> str:
-    return f"misis:lease:{scenario_id}"
+    return keys.lease(scenario_id)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from misis import keys
 from misis.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ COLOURS = [(0, 200, 0), (0, 0, 230), (230, 120, 0), (0, 200, 230), (200, 0, 200)
 
 
 def frame_key(scenario_id: object) -> str:
-    return f"misis:preview:{scenario_id}"
+    return keys.preview(scenario_id)
 
 
 def annotate(image: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:

@@ -2,7 +2,7 @@
 URI through the Media service, and WS-Discovery of cameras on the operator's network.
 
 The device is the user's choice, so everything it answers is treated as hostile: its SOAP
-client (runner/onvif_client.py) connects only where the host lists allow and follows no
+client (sources/onvif_client.py) connects only where the host lists allow and follows no
 redirect, and the stream URI it gives is rebuilt from checked parts before FFmpeg sees it.
 
 The ONVIF client (onvif-zeep-async) is imported only when a source is resolved: importing it
@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 from xml.etree import ElementTree
 
-from runner.hosts import HostRefused
-from runner.redact import redact
 from sources.base import SourceError
+from sources.hosts import HostRefused
+from sources.redact import redact
 from sources.rtsp import FFMPEG_URL_OPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from runner.onvif_client import GuardedCamera
+    from sources.onvif_client import GuardedCamera
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +113,8 @@ def resolve_stream_uri(
     ``check_url`` is called with each URL before it is used — the device service, the Media
     service address the device advertised (a hostile device could point that anywhere), then
     the stream URI — and may raise SourceError to refuse it. Independently of it, the SOAP
-    client connects only to addresses that runner.hosts allows, checked when it connects, and
-    follows no redirect (runner/onvif_client.py).
+    client connects only to addresses that sources.hosts allows, checked when it connects, and
+    follows no redirect (sources/onvif_client.py).
 
     Synchronous and thread-safe: each call runs its own event loop and client, so runner
     threads may resolve at once. Takes at most about ``timeout`` seconds. Raises SourceError
@@ -144,7 +144,7 @@ def resolve_stream_uri(
 
 
 async def _resolve(src: OnvifSource, timeout: float, check: Callable[[str], None]) -> str:
-    from runner.onvif_client import guarded_camera
+    from sources.onvif_client import guarded_camera
 
     camera = guarded_camera(src.host, src.port, src.user, src.password)
     try:
@@ -297,12 +297,12 @@ def _describe(exc: Exception, where: str, src: OnvifSource) -> str:
     from onvif.exceptions import ONVIFError
     from onvif.util import is_auth_error
 
-    from runner.onvif_client import RedirectRefused
+    from sources.onvif_client import RedirectRefused
 
     if isinstance(exc, HostRefused):
         # Raised before connecting, so the text says nothing of what listens there.
         return f"{where}: refused by the host policy: {exc}"
-    if type(exc) is LookupError:  # runner.hosts: the name does not resolve (not a KeyError)
+    if type(exc) is LookupError:  # sources.hosts: the name does not resolve (not a KeyError)
         return f"{where}: {exc}"
     if isinstance(exc, RedirectRefused):
         return f"{where} answered with a redirect ({exc}), which is not followed"

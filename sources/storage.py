@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files.storage import Storage, storages
 
+from misis.exceptions import ApiError
 from misis.logs import scenario_id_var
-from runner.redact import redact
 from sources.base import SourceError
+from sources.redact import redact
 
 if TYPE_CHECKING:
     from storages.backends.s3 import S3Storage
@@ -68,11 +69,13 @@ __all__ = [
 ]
 
 
-class ObjectStorageError(SourceError):
+class ObjectStorageError(SourceError, ApiError):
     """The object store refused the request or did not answer: the service is unavailable.
 
     The message is shown to the user and holds no secret.
     """
+
+    status_code = 503
 
 
 def video_storage() -> Storage:

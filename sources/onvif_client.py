@@ -1,5 +1,5 @@
 """The ONVIF client, confined to the host policy: onvif-zeep-async's ONVIFCamera whose SOAP
-requests follow no redirect and connect only to addresses that runner.hosts allows.
+requests follow no redirect and connect only to addresses that sources.hosts allows.
 
 A camera is the user's choice and may be hostile: it names the Media service address, and may
 answer any request with a redirect. The library builds one aiohttp session per service, which
@@ -8,7 +8,7 @@ of its own instead, whose checks run at connect time: the resolver returns only 
 addresses (the answer that was checked is the one connected to), and a middleware checks the
 host of every request, redirect hops and IP literals (which aiohttp never resolves) included.
 
-Imported only when a source is resolved (runner/onvif.py): importing onvif calls
+Imported only when a source is resolved (sources/onvif.py): importing onvif calls
 ``logging.basicConfig`` and loads zeep, which the API process needs not.
 """
 
@@ -25,7 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from onvif import ONVIFCamera
 from onvif.client import ONVIFService
 
-from runner.hosts import allowed_addresses
+from sources.hosts import allowed_addresses
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -44,7 +44,7 @@ class RedirectRefused(Exception):
 
 
 class PolicyResolver(AbstractResolver):
-    """Resolves a name to the addresses runner.hosts allows, or raises HostRefused/LookupError.
+    """Resolves a name to the addresses sources.hosts allows, or raises HostRefused/LookupError.
 
     aiohttp connects to what this returns, so the addresses checked are the ones connected to:
     a name whose DNS answer changes between a check and the connection gains nothing.

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inference.backends.base import DetectOptions
-
 
 class ParamsError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
@@ -94,7 +92,3 @@ class Params:
             loop=raw.get("loop", False),
             reconnect_timeout=raw.get("reconnect_timeout", 60.0),
         )
-
-    @property
-    def detect_options(self) -> DetectOptions:
-        return DetectOptions(confidence=self.confidence, classes=self.classes, imgsz=self.imgsz)

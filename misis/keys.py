@@ -1,0 +1,30 @@
+"""Every Redis key the project writes, in one place: processes on many machines share them.
+
+Celery's own keys (the broker's queues ``runner``, ``orchestrator``, ``inference``) and the
+Django cache's (``CACHES["default"]["KEY_PREFIX"]``) are not listed: their owners name them.
+"""
+
+from __future__ import annotations
+
+METRICS_COUNTERS = "misis:metrics:counters"  # hash: counter name -> total
+METRICS_HISTOGRAM = "misis:metrics:hist:"  # + histogram name; hash: bucket -> count
+WORKER = "misis:worker:"  # + hostname; a worker's presence, expiring
+WORKERS = "misis:workers:"  # + queue; sorted set of the workers serving it
+INFER_REQUESTS = "misis:infer:requests"  # list: frames waiting for the detector
+INFER_REPLY = "misis:infer:reply:"  # + client id; list: its detections
+
+
+def throttle(scope: str, ident: str, window: int) -> str:
+    return f"misis:throttle:{scope}:{ident}:{window}"
+
+
+def lease(scenario_id: object) -> str:
+    return f"misis:lease:{scenario_id}"
+
+
+def preview(scenario_id: object) -> str:
+    return f"misis:preview:{scenario_id}"
+
+
+def stop(scenario_id: object) -> str:
+    return f"misis:stop:{scenario_id}"
