@@ -59,6 +59,8 @@ ensure_venv() {
       "$PY" -m pip install -q --disable-pip-version-check --no-deps -r "requirements/$f-nodeps.txt"
     fi
   done
+  # Every set includes base.txt; its --no-deps part (see the file's header) comes last.
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps -r requirements/base-nodeps.txt
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 }

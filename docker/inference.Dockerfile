@@ -20,6 +20,7 @@ COPY requirements/ /tmp/requirements/
 # inference.txt includes base.txt. The --no-deps step keeps ultralytics from pulling
 # opencv-python over base.txt's opencv-python-headless (see the files' headers).
 RUN /opt/venv/bin/pip install -r /tmp/requirements/inference.txt \
+    && /opt/venv/bin/pip install --no-deps -r /tmp/requirements/base-nodeps.txt \
     && /opt/venv/bin/pip install --no-deps -r /tmp/requirements/inference-nodeps.txt
 
 # --- runtime ------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY requirements/base.txt /tmp/requirements/base.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements/base.txt
+COPY requirements/base.txt requirements/base-nodeps.txt /tmp/requirements/
+RUN /opt/venv/bin/pip install -r /tmp/requirements/base.txt \
+    && /opt/venv/bin/pip install --no-deps -r /tmp/requirements/base-nodeps.txt
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
