@@ -71,6 +71,12 @@ class Scenario(models.Model):
     stream_error = models.TextField(null=True, blank=True)
     stop_reason = models.CharField(max_length=32, choices=StopReason.choices, null=True, blank=True)
     error = models.TextField(null=True, blank=True)
+    # Analytics (analytics/): the tracker and zone state as of frame ``next_frame``, saved
+    # with every publish so that a runner that takes over resumes it; the live counts; the
+    # number of events so far (the next event's seq is one more).
+    analytics_state = models.BinaryField(null=True, blank=True, editable=False)
+    counts = models.JSONField(default=dict, blank=True)
+    events_total = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ("-created_at",)
@@ -172,3 +178,70 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scenario_id} frame {self.frame_index}"
+
+
+class EventType(models.TextChoices):
+    ZONE_ENTER = "zone_enter"
+    ZONE_EXIT = "zone_exit"
+    ZONE_DWELL = "zone_dwell"
+    LINE_CROSS = "line_cross"
+
+
+class Delivery(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Event(models.Model):
+    """What a track did in a zone or at a line, written in the fenced transaction of its
+    frame's prediction. ``(scenario, seq)`` is unique: seq counts from 1 without gaps.
+
+    The row is also the webhook's outbox: ``webhook`` is ``pending`` until a delivery task
+    (scenarios/tasks.py) gets a 2xx, or ``failed`` after MISIS_WEBHOOK_GIVE_UP seconds.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    epoch = models.PositiveIntegerField()
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    zone = models.CharField(max_length=64, null=True, blank=True)
+    line = models.CharField(max_length=64, null=True, blank=True)
+    direction = models.CharField(max_length=3, null=True, blank=True)
+    track_id = models.PositiveBigIntegerField()
+    label = models.CharField(max_length=100)
+    confidence = models.FloatField()
+    frame_index = models.PositiveBigIntegerField()
+    pts = models.FloatField()
+    captured_at = models.DateTimeField()
+    box = models.JSONField()
+    snapshot = models.CharField(max_length=255, blank=True, default="")
+    webhook = models.CharField(max_length=16, choices=Delivery.choices, null=True, blank=True)
+    webhook_attempts = models.PositiveIntegerField(default=0)
+    webhook_next_at = models.DateTimeField(null=True, blank=True)
+    webhook_error = models.TextField(null=True, blank=True)
+    mqtt = models.CharField(max_length=16, choices=Delivery.choices, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("scenario", "seq")
+        constraints = [
+            # Also the index behind the ?after= cursor of GET /event/<id>/.
+            models.UniqueConstraint(fields=("scenario", "seq"), name="event_scenario_seq_uniq")
+        ]
+        indexes = [
+            models.Index(
+                fields=("webhook_next_at",),
+                name="event_webhook_pending_idx",
+                condition=models.Q(webhook="pending"),
+            ),
+            models.Index(
+                fields=("created_at",),
+                name="event_mqtt_pending_idx",
+                condition=models.Q(mqtt="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scenario_id} event {self.seq} {self.type}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scenarios.analytics_params import ANALYTICS_KEYS, analytics_errors
+
 
 class ParamsError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
@@ -63,10 +65,14 @@ def validate_params(params: Any) -> dict[str, Any]:
         rule = _RULES.get(key)
         if not _all_storable(key) or not _all_storable(value):
             errors[repr(key)] = "must not contain NUL or unpaired surrogate characters"
+        elif key in ANALYTICS_KEYS:
+            continue  # checked together below: names are unique across zones and lines
         elif rule is None:
-            errors[key] = f"unknown param; known: {', '.join(sorted(_RULES))}"
+            errors[key] = f"unknown param; known: {', '.join(sorted([*_RULES, *ANALYTICS_KEYS]))}"
         elif not rule[0](value):
             errors[key] = f"must be {rule[1]}"
+    if not errors:
+        errors = analytics_errors(params)
     if errors:
         raise ParamsError(errors)
     return dict(params)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
-from scenarios.models import Scenario
+from scenarios.models import Event, Scenario
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -69,3 +69,26 @@ def prediction_page(*, scenario: Scenario, after: int | None, limit: int) -> Pre
         cur.execute(_PAGE_SQL, [scenario.pk, -1 if after is None else after, limit])
         count, last, body = cur.fetchone()
     return PredictionPage(count=count, last_frame_index=last, results_json=body)
+
+
+EVENT_PAGE = 100
+
+
+def event_page(
+    *, scenario: Scenario, after: int | None, limit: int, types: list[str]
+) -> list[Event]:
+    """Events with ``seq > after``, ascending, at most ``limit``; only ``types`` when given.
+
+    One range scan of the (scenario, seq) unique index.
+    """
+    qs = Event.objects.filter(scenario=scenario, seq__gt=-1 if after is None else after)
+    if types:
+        qs = qs.filter(type__in=types)
+    return list(qs.order_by("seq")[:limit])
+
+
+def event_get(*, scenario: Scenario, seq: int) -> Event:
+    event = Event.objects.filter(scenario=scenario, seq=seq).first()
+    if event is None:
+        raise Http404("no such event")
+    return event

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from scenarios.analytics_params import masked
 from scenarios.models import Scenario, Status
 from scenarios.params import ParamsError, storable_text, validate_params
 from scenarios.preview_links import preview_url
@@ -103,8 +104,20 @@ class ScenarioSerializer(serializers.ModelSerializer):
         " an hour by default). Fetch the scenario again for a fresh one."
     )
 
+    params = serializers.SerializerMethodField(
+        help_text="The params as given; the webhook secret is write-only (shown as ***)."
+    )
+    counts = serializers.JSONField(
+        read_only=True,
+        help_text='Live counts: {"lines": {name: {"in", "out"}}, "zones": {name: {"inside",'
+        ' "entered"}}}.',
+    )
+
     def get_source(self, obj: Scenario) -> str:
         return redact(obj.source)
+
+    def get_params(self, obj: Scenario) -> dict[str, Any]:
+        return masked(obj.params or {})
 
     def get_preview_url(self, obj: Scenario) -> str:
         return preview_url(scenario=obj)
@@ -138,6 +151,7 @@ class ScenarioSerializer(serializers.ModelSerializer):
             "progress",
             "stream",
             "preview_url",
+            "counts",
         )
         read_only_fields = fields
 
@@ -192,3 +206,39 @@ class ConflictSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=Status.choices, allow_null=True, help_text="The scenario's current status."
     )
+
+
+class EventWebhookSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["pending", "delivered", "failed"])
+    attempts = serializers.IntegerField()
+
+
+class EventBoxSerializer(serializers.Serializer):
+    x1 = serializers.FloatField()
+    y1 = serializers.FloatField()
+    x2 = serializers.FloatField()
+    y2 = serializers.FloatField()
+
+
+class EventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    seq = serializers.IntegerField(help_text="The scenario's events counted from 1, no gaps.")
+    type = serializers.ChoiceField(choices=["zone_enter", "zone_exit", "zone_dwell", "line_cross"])
+    zone = serializers.CharField(allow_null=True)
+    line = serializers.CharField(allow_null=True)
+    direction = serializers.ChoiceField(choices=["in", "out"], allow_null=True)
+    track_id = serializers.IntegerField()
+    label = serializers.CharField()
+    confidence = serializers.FloatField()
+    frame_index = serializers.IntegerField()
+    pts = serializers.FloatField()
+    captured_at = serializers.DateTimeField()
+    box = EventBoxSerializer()
+    snapshot = serializers.URLField(allow_null=True)
+    webhook = EventWebhookSerializer(allow_null=True)
+
+
+class EventPageSerializer(serializers.Serializer):
+    scenario_id = serializers.UUIDField()
+    next = serializers.URLField(allow_null=True)
+    results = EventSerializer(many=True)

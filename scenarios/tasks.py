@@ -13,3 +13,20 @@ def outbox_relay() -> int:
 def watchdog() -> int:
     """Restart scenarios whose runner went silent; complete stops whose runner died."""
     return services.watchdog_sweep()
+
+
+@shared_task(name="scenarios.deliver_event", ignore_result=True)
+def deliver_event(event_id: str) -> None:
+    """One webhook delivery attempt; returns quietly when the event is not due or done."""
+    from scenarios.webhooks import deliver
+
+    deliver(event_id)
+
+
+@shared_task(name="scenarios.delivery_relay", ignore_result=True)
+def delivery_relay() -> int:
+    """Webhook retries that are due, and MQTT publishing of pending events."""
+    from scenarios.mqtt import mqtt_relay
+    from scenarios.webhooks import webhook_relay
+
+    return webhook_relay() + mqtt_relay()

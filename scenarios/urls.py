@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scenarios import apis, preview_views
+from scenarios import apis, event_apis, preview_views
 
 urlpatterns = [
     path("scenario/", apis.ScenarioCreateApi.as_view(), name="scenario-create"),
@@ -21,4 +21,10 @@ urlpatterns = [
         name="scenario-preview-state",
     ),
     path("prediction/<str:scenario_id>/", apis.PredictionListApi.as_view(), name="prediction-list"),
+    path("event/<str:scenario_id>/", event_apis.EventListApi.as_view(), name="event-list"),
+    path(
+        "event/<str:scenario_id>/<int:seq>/snapshot.jpg",
+        event_apis.EventSnapshotApi.as_view(),
+        name="event-snapshot",
+    ),
 ]

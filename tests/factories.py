@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from scenarios import services
-from scenarios.models import Prediction, Scenario, Status
+from scenarios.models import Event, Prediction, Scenario, Status
 
 PATH_TO = {
     Status.INIT_STARTUP: [],
@@ -62,3 +62,21 @@ def make_prediction(scenario: Scenario, frame_index: int = 0, **fields: Any) -> 
     return Prediction.objects.create(
         scenario=scenario, frame_index=frame_index, epoch=scenario.epoch, **values
     )
+
+
+def make_event(scenario: Scenario, seq: int, **fields: Any) -> Event:
+    """An event of ``scenario`` as the runner writes it (a line crossing unless told)."""
+    values: dict[str, Any] = {
+        "type": "line_cross",
+        "line": "entry",
+        "direction": "in",
+        "track_id": 1,
+        "label": "person",
+        "confidence": 0.9,
+        "frame_index": seq * 10,
+        "pts": seq * 0.4,
+        "captured_at": datetime.now(UTC),
+        "box": {"x1": 1.0, "y1": 2.0, "x2": 30.0, "y2": 40.0},
+        **fields,
+    }
+    return Event.objects.create(scenario=scenario, seq=seq, epoch=scenario.epoch, **values)
