@@ -1,4 +1,4 @@
-"""The scenario and prediction endpoints, checked against shared/api-contract.md.
+"""The scenario and prediction endpoints, checked against the contract (docs/API.md).
 
 Runs against the real PostgreSQL and Redis. Inside a ``django_db`` test the transaction never
 commits, so the outbox's on-commit dispatch does not run unless a test asks for it with
@@ -909,16 +909,20 @@ def test_after_and_limit_together(api: APIClient, frames: tuple[Scenario, list[i
     assert frame_indexes(page(api, body["next"])) == indexes[24:27]
 
 
-def test_limit_is_capped_at_1000(api: APIClient, user: Any) -> None:
+def test_limit_is_at_most_1000(api: APIClient, user: Any) -> None:
     scenario = make_scenario(user, Status.ACTIVE)
     Prediction.objects.bulk_create(prediction_rows(scenario, list(range(1200))))
 
-    body = page(api, prediction_url(scenario.pk, limit=5000))
-
+    body = page(api, prediction_url(scenario.pk, limit=1000))
     assert frame_indexes(body) == list(range(1000))
-    assert body["next"] is not None
     rest = follow(api, body["next"])
     assert [f for p in rest for f in p] == list(range(1000, 1200))
+
+    # Beyond the schema's maximum: refused, not quietly capped.
+    for limit in (1001, 5000):
+        resp = api.get(prediction_url(scenario.pk, limit=limit))
+        assert resp.status_code == 400, resp.content
+        assert set(resp.json()) == {"limit"}
 
 
 def test_a_scenario_without_predictions_has_an_empty_page(api: APIClient, user: Any) -> None:
@@ -955,6 +959,7 @@ def test_a_huge_after_is_an_empty_page_not_an_error(
         ("limit", "0"),
         ("limit", "-5"),
         ("limit", "2.5"),
+        ("limit", "1001"),
     ],
 )
 def test_a_bad_after_or_limit_is_400(
