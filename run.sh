@@ -94,7 +94,7 @@ ensure_compose() {
 }
 
 # The live-source tests serve RTSP with gst-rtsp-server, run by Debian's python3 through
-# PyGObject (tests/media_servers/rtsp_server.py); neither comes from pip.
+# PyGObject (testbed/media_servers/rtsp_server.py); neither comes from pip.
 ensure_gstreamer() {
   local check='import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer'
   # glib-networking: GIO's TLS backend, for rtsps://; openssl makes the test certificate.

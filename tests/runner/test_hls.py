@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
-from runner.sources import Frame, VideoSource
+from runner.sources import VideoSource
+from tests.helpers import read_all
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +22,6 @@ def _short_timeouts(settings: Any) -> None:
     settings.MISIS_HLS_READ_TIMEOUT = 3  # the server cuts 1.2 s segments
     settings.MISIS_RECONNECT_BACKOFF_BASE = 0.2
     settings.MISIS_RECONNECT_BACKOFF_MAX = 1
-
-
-def read_all(source: VideoSource) -> list[Frame]:
-    frames = []
-    while (frame := source.read()) is not None:
-        frames.append(frame)
-    return frames
 
 
 @pytest.mark.parametrize(

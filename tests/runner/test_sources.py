@@ -13,20 +13,21 @@ import pytest
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.sources import SourceError, VideoSource, resolve_local
+from tests.helpers import read_all
 
 
-def read_all(source: VideoSource) -> list[int]:
+def indexes(source: VideoSource) -> list[int]:
+    """The index of every frame of ``source``, opened and closed here."""
     source.open()
-    out = []
-    while (frame := source.read()) is not None:
-        out.append(frame.index)
-    source.close()
-    return out
+    try:
+        return [frame.index for frame in read_all(source)]
+    finally:
+        source.close()
 
 
 def test_file_reads_every_frame_and_resumes(video_root: Path) -> None:
-    assert read_all(VideoSource("short.mp4")) == list(range(40))
-    assert read_all(VideoSource("short.mp4", start_frame=25)) == list(range(25, 40))
+    assert indexes(VideoSource("short.mp4")) == list(range(40))
+    assert indexes(VideoSource("short.mp4", start_frame=25)) == list(range(25, 40))
 
 
 def test_resume_lands_on_the_same_pixels(video_root: Path) -> None:

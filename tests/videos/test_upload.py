@@ -18,7 +18,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.test import APIClient
 
 from runner.sources import SourceError, resolve_local
-from tests.media_servers.s3_fixtures import S3Server, free_ports
+from testbed.processes import free_ports
+from tests.media_servers.s3_fixtures import S3Server
 from videos import storage
 from videos.services import NOT_A_VIDEO, UPLOAD_PREFIX
 from videos.storage import ObjectStorageError, presigned_url, s3_configured
