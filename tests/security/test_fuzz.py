@@ -15,8 +15,8 @@ the test's code), no example database; the same requests every run, about ten se
 
 Why not ``schemathesis.pytest.from_fixture(...).parametrize()``: in schemathesis 4.32.5 it sets
 ``request.node._nodeid``, which pytest 9 no longer has (AttributeError). The public pieces used
-here instead (``from_wsgi``, ``APIOperation.as_strategy``, ``Case.call_and_validate``) are the
-ones that integration is built on.
+here instead (``from_wsgi``, ``APIOperation.as_strategy``, ``iter_coverage_cases``,
+``Case.call_and_validate``) are the ones that integration and the CLI's phases are built on.
 """
 
 from __future__ import annotations
