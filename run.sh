@@ -83,8 +83,20 @@ ensure_chromium() {
   fi
 }
 
+# tests/test_deploy.py renders docker-compose.yml with Debian's docker-compose (v1, no engine
+# needed for `config`); a raw YAML read would pass a file compose refuses.
+ensure_compose() {
+  command -v docker-compose >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's docker-compose (deployment tests)"
+    apt_install docker-compose
+  else
+    log "docker-compose is missing and cannot be installed here (need root and apt-get)"
+  fi
+}
+
 # The live-source tests serve RTSP with gst-rtsp-server, run by Debian's python3 through
-# PyGObject (tests/media_servers/rtsp_server.py); neither comes from pip.
+# PyGObject (testbed/media_servers/rtsp_server.py); neither comes from pip.
 ensure_gstreamer() {
   local check='import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer'
   # glib-networking: GIO's TLS backend, for rtsps://; openssl makes the test certificate.
@@ -105,6 +117,7 @@ if [ "${1:-}" = "--test" ]; then
   ensure_postgres
   ensure_redis
   ensure_chromium
+  ensure_compose
   ensure_gstreamer
   export DJANGO_SETTINGS_MODULE=misis.settings.test
   log "ruff"

@@ -43,7 +43,7 @@ def main() -> None:
     fresh_database()
 
     from runner.samples import write_sample_video
-    from tests.integration.stack import Stack
+    from testbed.stack import Stack
 
     work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
     write_sample_video(work / "videos" / "loop.mp4", frames=200)

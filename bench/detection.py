@@ -116,7 +116,7 @@ def main() -> None:
     fresh_database()
 
     from runner.samples import write_people_video
-    from tests.integration.stack import Stack
+    from testbed.stack import Stack
 
     work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
     video = write_people_video(work / "videos" / "people.mp4", frames=args.frames)

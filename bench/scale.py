@@ -583,7 +583,7 @@ def main() -> None:
     from rest_framework.authtoken.models import Token
 
     from runner.samples import write_sample_video
-    from tests.integration.stack import Stack
+    from testbed.stack import Stack
 
     work = Path(tempfile.mkdtemp(prefix="misis-bench-scale-"))
     write_sample_video(work / "videos" / "loop1.mp4", frames=30, fps=1.0, size=(160, 120))

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.sources [--rounds 5]
 
-Against GStreamer's RTSP server (tests/media_servers/rtsp_server.py, a 25 fps H.264 pattern)
+Against GStreamer's RTSP server (testbed/media_servers/rtsp_server.py, a 25 fps H.264 pattern)
 and the fake ONVIF camera of the tests, with the stack at its default stream settings
 (open timeout 10 s, read timeout 5 s, backoff 0.5 s doubling): POST-to-first-prediction for
 rtsp:// and onvif:// sources, how long a killed and a frozen server take to be noticed, and how
@@ -62,10 +62,9 @@ def main() -> None:
     fresh_database()
 
     from runner.samples import write_sample_video
-    from tests.integration.stack import Stack
-    from tests.media_servers.fixtures import RtspServer
-    from tests.media_servers.onvif_device import OnvifDevice
-    from tests.media_servers.onvif_fixtures import default_profiles
+    from testbed.media_servers.onvif_device import OnvifDevice, default_profiles
+    from testbed.media_servers.servers import RtspServer
+    from testbed.stack import Stack
 
     work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
     write_sample_video(work / "videos" / "loop.mp4", frames=100)

@@ -50,6 +50,12 @@ UNAUTHORIZED = OpenApiResponse(ErrorSerializer, description="No token, or a wron
 NOT_FOUND = OpenApiResponse(
     ErrorSerializer, description="No such scenario, or it belongs to another user."
 )
+THROTTLED = OpenApiResponse(
+    ErrorSerializer,
+    description="Too many requests (MISIS_THROTTLE_USER); or, for a create or a start, the"
+    " owner's MISIS_QUOTA_ACTIVE_SCENARIOS running scenarios are reached.",
+)
+TOO_LARGE = OpenApiResponse(ErrorSerializer, description="JSON body over MISIS_JSON_MAX_BYTES.")
 PARAMS_HELP = (
     "`params` (all optional): `target_fps` (0, 240], `confidence` [0, 1], `classes` (list of"
     " labels), `imgsz` [32, 4096], `loop` (bool), `reconnect_timeout` seconds (0, 86400]."
@@ -83,6 +89,8 @@ class ScenarioCreateApi(APIView):
             201: OpenApiResponse(ScenarioSerializer, description="Created, status init_startup."),
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
+            413: TOO_LARGE,
+            429: THROTTLED,
         },
     )
     def post(self, request: Request) -> Response:
@@ -100,7 +108,7 @@ class ScenarioDetailApi(APIView):
         summary="Get a scenario",
         tags=["scenarios"],
         parameters=[SCENARIO_ID],
-        responses={200: ScenarioSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND},
+        responses={200: ScenarioSerializer, 401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED},
     )
     def get(self, request: Request, scenario_id: str) -> Response:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
@@ -126,6 +134,8 @@ class ScenarioDetailApi(APIView):
                 ConflictSerializer,
                 description="The state machine cannot take this command from the current status.",
             ),
+            413: TOO_LARGE,
+            429: THROTTLED,
         },
     )
     def post(self, request: Request, scenario_id: str) -> Response:
@@ -144,16 +154,20 @@ class ScenarioDetailApi(APIView):
         )
 
 
-def _int_param(request: Request, name: str, default: int | None, minimum: int) -> int | None:
+def _int_param(
+    request: Request, name: str, default: int | None, minimum: int, maximum: int | None = None
+) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
+    bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError({name: [f"must be an integer >= {minimum}"]}) from None
-    if value < minimum:
-        raise ValidationError({name: [f"must be an integer >= {minimum}"]})
+        raise ValidationError({name: [f"must be an integer {bounds}"]}) from None
+    # Out of range is refused, not capped: the schema's maximum is what the server enforces.
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValidationError({name: [f"must be an integer {bounds}"]})
     return value
 
 
@@ -183,7 +197,7 @@ class PredictionListApi(APIView):
                 },
                 OpenApiParameter.QUERY,
                 required=False,
-                description=f"Page size, at most {selectors.MAX_PAGE} (larger values are capped).",
+                description=f"Page size, 1 to {selectors.MAX_PAGE}; out of range is a 400.",
             ),
         ],
         responses={
@@ -191,13 +205,14 @@ class PredictionListApi(APIView):
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
             404: NOT_FOUND,
+            429: THROTTLED,
         },
     )
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
         after = _int_param(request, "after", None, -1)
-        limit = _int_param(request, "limit", selectors.DEFAULT_PAGE, 1) or selectors.DEFAULT_PAGE
-        limit = min(limit, selectors.MAX_PAGE)
+        limit = _int_param(request, "limit", selectors.DEFAULT_PAGE, 1, selectors.MAX_PAGE)
+        limit = limit or selectors.DEFAULT_PAGE
         page = selectors.prediction_page(scenario=scenario, after=after, limit=limit)
         next_url = None
         if page.count == limit:

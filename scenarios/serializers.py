@@ -1,4 +1,4 @@
-"""Input checks and output shapes of the scenario API (the contract in shared/api-contract.md)."""
+"""Input checks and output shapes of the scenario API (the contract in docs/API.md)."""
 
 from __future__ import annotations
 
@@ -50,10 +50,46 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+# The rules of runner/params.py, as JSON Schema for the OpenAPI document (documentation only;
+# validate_params decides). tests/security/test_fuzz.py holds the two to each other.
+# A label: not blank, no NUL (PostgreSQL's text takes none).
+LABEL_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+_NUMBER_ABOVE_0 = {"type": "number", "minimum": 0, "exclusiveMinimum": True}
+PARAMS_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "additionalProperties": False,
+    "description": "Detector and reader settings, every key optional; unknown keys are a 400.",
+    "properties": {
+        "target_fps": {**_NUMBER_ABOVE_0, "maximum": 240},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "classes": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"type": "string", "maxLength": 100, "pattern": LABEL_PATTERN},
+        },
+        "imgsz": {"type": "integer", "minimum": 32, "maximum": 4096},
+        "loop": {"type": "boolean"},
+        "reconnect_timeout": {**_NUMBER_ABOVE_0, "maximum": 86400},
+    },
+}
+
+
+@extend_schema_field(PARAMS_SCHEMA)
+class ParamsField(serializers.JSONField):
+    """Any JSON to DRF; validate_params says what is allowed."""
+
+
 class ScenarioCreateSerializer(serializers.Serializer):
-    source = StrictCharField(max_length=2048, trim_whitespace=True, allow_blank=False)
+    source = StrictCharField(
+        max_length=2048,
+        trim_whitespace=True,
+        allow_blank=False,
+        help_text="rtsp(s)://, onvif://, http(s)://, s3:// URL, or a path relative to the video"
+        " root (not absolute, no `..`); another scheme, or a path that leaves the root, is a 400.",
+    )
     name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
-    params = serializers.JSONField(required=False, default=dict, allow_null=True)
+    params = ParamsField(required=False, default=dict, allow_null=True)
 
     def validate_source(self, value: str) -> str:
         value = validate_source(value)

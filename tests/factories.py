@@ -25,15 +25,21 @@ def make_scenario(
     *,
     owner: Any = None,
     source: str = "short.mp4",
-    **params: Any,
+    name: str = "",
+    params: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> Scenario:
-    """A scenario created by the service (with its outbox row), then walked to ``status``."""
+    """A scenario created by the service (with its outbox row), walked to ``status`` through
+    the real transitions; then ``fields`` (model fields: ``error``, ``runner``...) are set."""
     if owner is None:
         owner, _ = get_user_model().objects.get_or_create(username="factory")
-    scenario = services.scenario_create(owner=owner, source=source, params=params)
+    scenario = services.scenario_create(owner=owner, source=source, name=name, params=params or {})
     for step in PATH_TO[Status(status)]:
         getattr(scenario, step)()
+    for field, value in fields.items():
+        setattr(scenario, field, value)
     scenario.save()
+    scenario.refresh_from_db()
     return scenario
 
 

@@ -1,4 +1,4 @@
-"""The OpenAPI schema (drf-spectacular) against shared/api-contract.md and against the real API.
+"""The OpenAPI schema (drf-spectacular) against the contract and against the real API.
 
 The schema is fetched the way a client would (no token), and its shapes are compared with real
 answers of the API, so that code and documentation cannot drift apart unnoticed.

@@ -18,7 +18,9 @@ class VideoUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
         allow_empty_file=False,
         use_url=False,
-        help_text="The video file (" + ", ".join(services.VIDEO_EXTENSIONS) + ").",
+        help_text="The video file. Its name must end in one of "
+        + ", ".join(f".{e}" for e in services.VIDEO_EXTENSIONS)
+        + " and its content must be a video FFmpeg decodes; anything else is a 400.",
     )
 
 
@@ -40,7 +42,8 @@ FILE_ERROR = OpenApiResponse(
         "additionalProperties": {"type": "array", "items": {"type": "string"}},
         "description": "The offending field (`file`), with what is wrong with it.",
     },
-    description="Bad input: no file, an empty file, not a video, an unsupported file type.",
+    description="Bad input: no file, an empty file, a file name without a video extension,"
+    " content that is not a video, frames over MISIS_MAX_FRAME_PIXELS.",
     examples=[
         OpenApiExample(
             "not a video",
@@ -76,6 +79,7 @@ class VideoUploadApi(APIView):
                 description="The file is larger than the upload limit, or than what is left of"
                 " the user's upload quota.",
             ),
+            429: OpenApiResponse(ErrorSerializer, description="Too many requests."),
             503: OpenApiResponse(
                 ErrorSerializer,
                 description="The object storage refused the credentials or did not answer.",

@@ -168,6 +168,10 @@ SPECTACULAR_SETTINGS = {
         "StopReasonEnum": "scenarios.models.StopReason",
         "HealthStateEnum": ["ok", "error"],
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "misis.schema.close_request_bodies",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -4,9 +4,12 @@ answer returns to its own request, in order."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
+import pytest
 
+from inference import batcher as batcher_module
 from inference.backends.base import DetectOptions
 from inference.backends.mock import MockBackend
 from inference.batcher import Batcher
@@ -56,11 +59,28 @@ def test_batch_closes_at_max_batch_and_per_frame_options_apply() -> None:
     assert labels == [{"person", "car"}, {"car"}, {"person", "car"}, {"car"}, {"person", "car"}]
 
 
-def test_batch_closes_after_max_wait_with_what_it_has() -> None:
-    client = InferenceClient()
-    client.submit(frame(1), DetectOptions(), tag="only")
-    batcher = Batcher(MockBackend(), max_batch=8, max_wait_ms=20)
+def test_batch_closes_after_max_wait_with_what_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Runner loops are remembered for as long as this test may take on a loaded machine.
+    monkeypatch.setattr(batcher_module, "CLIENT_MEMORY", 600.0)
+    a, b = InferenceClient(), InferenceClient()
+    batcher = Batcher(MockBackend(), max_batch=8, max_wait_ms=300)
+    a.submit(frame(1), DetectOptions(), tag="a")
+    b.submit(frame(2), DetectOptions(), tag="b")
+    assert batcher.step() == 2
+    assert a.collect(wait=5.0) is not None and b.collect(wait=5.0) is not None
+    assert set(batcher.clients) == {a.id, b.id}  # two loops now: a batch waits for both
+
+    a.submit(frame(3), DetectOptions(confidence=0.0), tag="alone")
+    started = time.monotonic()
     assert batcher.step() == 1
+    waited = time.monotonic() - started
+
+    # Not full (1 < 8) and b never sent: only the max-wait deadline closes such a batch, and
+    # not before it has passed. The other exits (full, every loop present) return at once.
+    assert waited >= 0.3, waited
+    got = a.collect(wait=5.0)
+    assert got is not None
+    assert got[0] == "alone" and got[1].batch_size == 1
 
 
 def test_a_batcher_thread_serves_concurrent_runners() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework.test import APIClient
 
-from tests.integration.stack import wait_for
+from testbed.stack import wait_for
 
 
 def get(client: APIClient, sid: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def create(client: APIClient, source: str, **params: object) -> str:
     return str(resp.json()["id"])
 
 
-def wait_status(client: APIClient, sid: str, status: str, timeout: float = 20) -> dict[str, Any]:
+def wait_status(client: APIClient, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
     return wait_for(lambda: (d := get(client, sid))["status"] == status and d, timeout, what=status)
 
 

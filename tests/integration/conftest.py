@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.stack import Stack
+from testbed.stack import Stack
 
 
 def _stack(

@@ -31,8 +31,8 @@ from django.db.utils import InterfaceError
 from misis.lease import lease_holder_epoch
 from scenarios import services
 from scenarios.models import OutboxMessage, Prediction, Scenario, Status
+from testbed.stack import Stack, wait_for
 from tests.integration import faults
-from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
 

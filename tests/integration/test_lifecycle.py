@@ -9,9 +9,9 @@ import pytest
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction, Scenario
+from testbed.stack import Stack, wait_for
 from tests.conftest import client_for
 from tests.integration.api import create, get, wait_status
-from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
 

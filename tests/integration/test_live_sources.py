@@ -6,7 +6,6 @@ The servers are killed, frozen and restarted under a running scenario; the stack
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -14,10 +13,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction
+from testbed.processes import free_port
+from testbed.stack import Stack, wait_for
 from tests.conftest import client_for
-from tests.integration import api
-from tests.integration.api import create, get, stop
-from tests.integration.stack import Stack, wait_for
+from tests.integration.api import create, get, stop, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +27,6 @@ READ_TIMEOUT = 2.0  # MISIS_STREAM_READ_TIMEOUT of stream_stack
 def client(stream_stack: Stack, transactional_db: None, django_user_model: Any) -> APIClient:
     stream_stack.ensure_running()
     return client_for(django_user_model.objects.create_user(username="cam-operator"))
-
-
-def wait_status(client: APIClient, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
-    return api.wait_status(client, sid, status, timeout)
 
 
 def last_frame(sid: str) -> int:
@@ -51,12 +46,6 @@ def publishing(client: APIClient, source: str, **params: object) -> tuple[str, i
     sid = create(client, source, **params)
     wait_status(client, sid, "active")
     return sid, predictions_grow(sid)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_rtsp_pattern_and_looped_file_reach_active_and_publish(

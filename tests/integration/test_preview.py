@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from testbed.stack import Stack, wait_for
 from tests.conftest import client_for
-from tests.integration.stack import Stack, wait_for
 
 pytestmark = pytest.mark.integration
 

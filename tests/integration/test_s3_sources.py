@@ -13,10 +13,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction
+from testbed.stack import Stack
 from tests.conftest import client_for
 from tests.integration.api import create, wait_status
 from tests.integration.conftest import _stack
-from tests.integration.stack import Stack
 from tests.media_servers.s3_fixtures import S3Server
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""Live stream servers as pytest fixtures: an RTSP camera and an HTTP (MJPEG, HLS, files) server.
+"""Live stream servers as pytest fixtures: an RTSP camera and an HTTP (MJPEG, HLS, files) server
+(testbed/media_servers/servers.py).
 
 Each runs as a child process that a test may kill (SIGKILL), freeze (SIGSTOP), thaw and start
 again at the same address. Both are function-scoped: a test gets a fresh, running server and
@@ -7,165 +8,34 @@ every process is gone after it, whatever the test did to it.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import os
-import select
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-SYSTEM_PYTHON = "/usr/bin/python3"  # gi and gst-rtsp-server come from apt, not from the venv
-GST_RTSP_CHECK = (
-    "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+from testbed.media_servers.servers import (
+    SYSTEM_PYTHON,
+    HttpStreamServer,
+    RtspServer,
+    ServerFailed,
+    gst_rtsp_available,
 )
-START_TIMEOUT_S = 20.0
+
 OPENSSL_SELF_SIGNED = (
     "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
     " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
 )
-LIBC = ctypes.CDLL(None, use_errno=True)
 
 __all__ = ["http_stream_server", "make_rtsp_server", "rtsp_server"]
 
 
-class ServerProcess:
-    """A child process that prints ``READY <scheme>://127.0.0.1:PORT`` once it listens.
-
-    The first start takes any free port; every later one reuses it, so a restarted server is
-    at the same URL, as a camera that comes back is.
-    """
-
-    scheme = ""
-
-    def __init__(self, argv: list[str], log_path: Path) -> None:
-        self.argv = argv
-        self.log_path = log_path
-        self.port = 0
-        self.proc: subprocess.Popen[str] | None = None
-
-    def url(self, path: str = "") -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}/{path.lstrip('/')}"
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(
-                [*self.argv, "--port", str(self.port)],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-                preexec_fn=die_with_parent,
-            )
-        line = read_line(self.proc.stdout, START_TIMEOUT_S)  # type: ignore[arg-type]
-        if not line.startswith("READY "):
-            self.kill()
-            pytest.fail(
-                f"{' '.join(self.argv)} did not start (got {line!r}); its stderr:\n"
-                + self.log_path.read_text()[-3000:],
-                pytrace=False,
-            )
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def kill(self) -> None:
-        """SIGKILL, as the OOM killer or a power cut would: no goodbye to the clients."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        self.proc = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def freeze(self) -> None:
-        """SIGSTOP: the server keeps its connections open but sends nothing (a hung camera)."""
-        assert self.proc is not None and self.proc.poll() is None, "not running"
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, "not running"
-        self.proc.send_signal(signal.SIGCONT)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-class RtspServer(ServerProcess):
-    """tests/media_servers/rtsp_server.py: ``url("test")`` a live pattern, ``url("file")`` a
-    looped file. With a user, ``url(mount)`` carries the credentials; with ``tls=(cert, key)``
-    it serves RTSPS only and its URLs are ``rtsps://``."""
-
-    scheme = "rtsp"
-
-    def __init__(
-        self,
-        file: Path,
-        log_path: Path,
-        user: str | None = None,
-        password: str = "",
-        auth: str = "digest",
-        tls: tuple[Path, Path] | None = None,
-    ) -> None:
-        argv = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), "--file", str(file)]
-        if user:
-            argv += ["--user", user, "--password", password, "--auth", auth]
-        if tls:
-            argv += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-            self.scheme = "rtsps"
-        super().__init__(argv, log_path)
-        self.user, self.password = user, password
-
-    def url(self, path: str = "test", *, auth: bool = True) -> str:
-        url = super().url(path)
-        if self.user and auth:
-            prefix = f"{self.scheme}://"
-            url = url.replace(prefix, f"{prefix}{self.user}:{self.password}@", 1)
-        return url
-
-
-class HttpStreamServer(ServerProcess):
-    """tests/media_servers/http_server.py: ``url("mjpeg")`` an endless MJPEG stream,
-    ``url("hls/vod/short.m3u8")`` and ``url("hls/live/short.m3u8")`` HLS of ``short.mp4``,
-    ``url("short.mp4")`` a file of the root, with Range support."""
-
-    scheme = "http"
-
-    def __init__(self, root: Path, log_path: Path) -> None:
-        super().__init__(
-            [sys.executable, str(HERE / "http_server.py"), "--root", str(root)], log_path
-        )
-
-
-def die_with_parent() -> None:
-    """Runs in the child before exec: the kernel SIGKILLs it when pytest dies, so that a
-    timed-out or killed test run leaves no server behind."""
-    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def read_line(stream: IO[str], timeout: float) -> str:
-    """The next line of a child's stdout, or "" after the timeout or at its end."""
-    ready, _, _ = select.select([stream], [], [], timeout)
-    return stream.readline().strip() if ready else ""
-
-
-@functools.cache
-def gst_rtsp_available() -> bool:
-    return os.access(SYSTEM_PYTHON, os.X_OK) and (
-        subprocess.run([SYSTEM_PYTHON, "-c", GST_RTSP_CHECK], capture_output=True).returncode == 0
-    )
+def start(server: RtspServer | HttpStreamServer) -> None:
+    try:
+        server.start()
+    except ServerFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def require_gst_rtsp() -> None:
@@ -218,7 +88,7 @@ def make_rtsp_server(video_root: Path, tmp_path: Path) -> Iterator[Callable[...,
         pem = self_signed_certificate(tmp_path) if tls else None
         server = RtspServer(video_root / "loop.mp4", log, user, password, auth, pem)
         servers.append(server)
-        server.start()
+        start(server)
         return server
 
     yield make
@@ -238,7 +108,7 @@ def http_stream_server(video_root: Path, tmp_path: Path) -> Iterator[HttpStreamS
     ``url("short.mp4")``..."""
     server = HttpStreamServer(video_root, tmp_path / "http.log")
     try:
-        server.start()
+        start(server)
         yield server
     finally:
         server.kill()

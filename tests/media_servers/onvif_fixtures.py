@@ -1,4 +1,4 @@
-"""Fixtures for a fake ONVIF camera on 127.0.0.1 (tests/media_servers/onvif_device.py).
+"""Fixtures for a fake ONVIF camera on 127.0.0.1 (testbed/media_servers/onvif_device.py).
 
 A test that reads frames points the stream URIs at its RTSP server, e.g.
 ``onvif_device.set_stream_uri("main", rtsp_server.url(auth=False))``.
@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.media_servers.onvif_device import OnvifDevice, Profile
+from testbed.media_servers.onvif_device import OnvifDevice, default_profiles
 
 __all__ = ["make_onvif_device", "onvif_device"]
-
-STREAM_URI = "rtsp://127.0.0.1:8554/test"
 
 # What a hostile device answers GetStreamUri with, aimed at {host}:{port} (format them): each
 # makes FFmpeg talk to a service of the attacker's choosing, or listen, if it is opened as sent.
@@ -33,15 +31,6 @@ HOSTILE_STREAM_URIS = {
     # RTSP server would then name the peer FFmpeg sends UDP to.
     "ffmpeg-option": "rtsp://{host}:{port}/x?udp",
 }
-
-
-def default_profiles(stream_uri: str = STREAM_URI) -> list[Profile]:
-    # Audio-only listed first, so that "the first profile with a video encoder" is exercised.
-    return [
-        Profile("audio", "AudioOnly", stream_uri + "/audio", video=False),
-        Profile("main", "MainStream", stream_uri),
-        Profile("sub", "SubStream", stream_uri + "/sub"),
-    ]
 
 
 @pytest.fixture

@@ -15,13 +15,10 @@ would hide exactly the failures it is there to find.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,13 +32,14 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from testbed.processes import die_with_parent, free_ports
+
 __all__ = ["S3Server", "s3_server", "s3_settings"]
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 REGION = "us-east-1"
 BUCKET = "misis-test"
-LIBC = ctypes.CDLL(None, use_errno=True)
 # Every listening port of ``weed mini``, chosen here: its gRPC ports default to HTTP + 10000,
 # which could be taken, and its other defaults (8333, 9333, ...) would clash between two runs.
 PORTS = (
@@ -146,20 +144,6 @@ def weed_binary() -> Path:
             pytrace=False,
         )
     return Path(found)
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free now, all different (held open together while chosen)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
-def die_with_parent() -> None:
-    """Runs in the child before exec: the kernel SIGKILLs weed when pytest dies."""
-    LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def weed_argv(weed: Path, data: Path, ports: dict[str, int], config: Path) -> list[str]:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.media_servers.fixtures import HttpStreamServer, RtspServer
+from testbed.media_servers.servers import HttpStreamServer, RtspServer
 
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 2000

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
-from runner.sources import Frame, VideoSource
+from runner.sources import VideoSource
+from tests.helpers import read_all
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +22,6 @@ def _short_timeouts(settings: Any) -> None:
     settings.MISIS_HLS_READ_TIMEOUT = 3  # the server cuts 1.2 s segments
     settings.MISIS_RECONNECT_BACKOFF_BASE = 0.2
     settings.MISIS_RECONNECT_BACKOFF_MAX = 1
-
-
-def read_all(source: VideoSource) -> list[Frame]:
-    frames = []
-    while (frame := source.read()) is not None:
-        frames.append(frame)
-    return frames
 
 
 @pytest.mark.parametrize(
@@ -68,14 +62,16 @@ def test_live_is_a_stream_that_outlasts_its_source(http_stream_server: Any) -> N
     source.open()
     assert source.live and source.frames_total is None
     frames = []
-    started = time.monotonic()
-    while time.monotonic() - started < 3:
+    # Until more than twice the file has come (about 3 s at 25 fps); the bound only stops a
+    # hung test, so that a loaded machine reading slower still passes.
+    deadline = time.monotonic() + 60
+    while len(frames) <= 2 * 40:
         frame = source.read()  # a live read that times out raises SourceError
         assert frame is not None
         frames.append(frame)
+        assert time.monotonic() < deadline, f"{len(frames)} frames in 60 s"
     source.close()
     # The window's first segments at once, then 25 frames a second, looping the file.
-    assert len(frames) > 2 * 40
     assert [frame.index for frame in frames] == list(range(len(frames)))
     assert {frame.image.shape for frame in frames} == {(240, 320, 3)}
 
@@ -83,20 +79,20 @@ def test_live_is_a_stream_that_outlasts_its_source(http_stream_server: Any) -> N
 def test_live_feed_comes_back_after_the_server_restarts(http_stream_server: Any) -> None:
     source = VideoSource(http_stream_server.url("hls/live/loop.m3u8"))
     source.open()
-    feed = open_feed(source, scenario_id="t", reconnect_timeout=10)
+    feed = open_feed(source, scenario_id="t", reconnect_timeout=60)
     assert isinstance(feed, LatestFrameFeed)
     try:
-        assert feed.next_frame(timeout=5) is not None
+        assert feed.next_frame(timeout=30) is not None
         http_stream_server.kill()
         lost = time.monotonic()
         while feed.state == "connected":  # segments already fetched come first
             feed.next_frame(timeout=0.2)
-            assert time.monotonic() - lost < 10, "the feed never noticed the server left"
+            assert time.monotonic() - lost < 30, "the feed never noticed the server left"
         http_stream_server.start()
         feed.next_frame(timeout=0)  # anything left from before
         back = time.monotonic()
         while (frame := feed.next_frame(timeout=0.5)) is None:
-            assert time.monotonic() - back < 10, f"no frame since the restart: {feed.last_error}"
+            assert time.monotonic() - back < 30, f"no frame since the restart: {feed.last_error}"
         assert feed.reconnects >= 1 and feed.state == "connected"
         assert frame.image.shape == (240, 320, 3)
     finally:

@@ -1,5 +1,5 @@
 """onvif:// sources resolved through the real client library (onvif-zeep-async) against the fake
-ONVIF device in tests/media_servers, and WS-Discovery against a fake responder."""
+ONVIF device in testbed/media_servers, and WS-Discovery against a fake responder."""
 
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ from django.core.management import call_command
 from runner.sources import SourceError
 from sources.hosts import HostRefused, check_url
 from sources.onvif import parse_onvif, resolve_stream_uri, validate_onvif_source
+from testbed.media_servers.onvif_device import DIGEST, STREAM_URI, WSSE, WSU, OnvifDevice, Profile
+from testbed.processes import free_port
 from tests.media_servers.internal_host import INTERNAL_HOST, InternalHost
-from tests.media_servers.onvif_device import DIGEST, WSSE, WSU, OnvifDevice, Profile
-from tests.media_servers.onvif_fixtures import HOSTILE_STREAM_URIS, STREAM_URI
+from tests.media_servers.onvif_fixtures import HOSTILE_STREAM_URIS
 
 
 def source(device: OnvifDevice, *, password: str | None = None, profile: str = "") -> str:
@@ -40,12 +41,6 @@ def source(device: OnvifDevice, *, password: str | None = None, profile: str = "
 def with_credentials(uri: str, device: OnvifDevice) -> str:
     secret = quote(device.password, safe="")
     return uri.replace("rtsp://", f"rtsp://{device.user}:{secret}@", 1)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def host_policy(url: str) -> None:

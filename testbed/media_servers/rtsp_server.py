@@ -2,7 +2,7 @@
 
 Runs under Debian's /usr/bin/python3 (PyGObject and gst-rtsp-server come from apt, not the venv):
 
-    /usr/bin/python3 tests/media_servers/rtsp_server.py --port 8554 --file loop.mp4
+    /usr/bin/python3 testbed/media_servers/rtsp_server.py --port 8554 --file loop.mp4
 
 Mounts: /test (H.264 test pattern, 320x240 at 25 fps) and /file (the file's own frames, looped
 forever, paced in real time). Prints ``READY rtsp://127.0.0.1:PORT`` once it listens; ``--port 0``
