@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -35,7 +36,8 @@ def annotate(image: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:
         p1 = (round(box["x1"]), round(box["y1"]))
         p2 = (round(box["x2"]), round(box["y2"]))
         cv2.rectangle(out, p1, p2, colour, 2)
-        caption = f"{box['label']} {box['confidence']:.2f}"
+        track = f"#{box['track_id']} " if box.get("track_id") is not None else ""
+        caption = f"{track}{box['label']} {box['confidence']:.2f}"
         cv2.putText(
             out, caption, (p1[0] + 2, max(p1[1] - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1
         )
@@ -47,13 +49,23 @@ class PreviewWriter:
         self.scenario_id = scenario_id
         self.last = 0.0
 
-    def offer(self, image: np.ndarray, boxes: list[dict[str, Any]]) -> None:
+    def offer(
+        self,
+        image: np.ndarray,
+        boxes: list[dict[str, Any]],
+        overlay: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        """Keep this frame if the last one is old enough; ``overlay`` draws more on it
+        (zones, lines and counts, from the analytics above this layer)."""
         now = time.monotonic()
         if now - self.last < 1.0 / MAX_RATE:
             return
         self.last = now
         try:
-            ok, jpeg = cv2.imencode(".jpg", annotate(image, boxes), [cv2.IMWRITE_JPEG_QUALITY, 80])
+            drawn = annotate(image, boxes)
+            if overlay is not None:
+                overlay(drawn)
+            ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
                 get_redis().set(frame_key(self.scenario_id), jpeg.tobytes(), ex=TTL)
         except Exception:
