@@ -111,6 +111,17 @@ ensure_gstreamer() {
   fi
 }
 
+# The MQTT tests start their own broker: Debian's mosquitto.
+ensure_mosquitto() {
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's mosquitto (MQTT tests)"
+    apt_install mosquitto
+  else
+    log "mosquitto is missing and cannot be installed here (need root and apt-get)"
+  fi
+}
+
 if [ "${1:-}" = "--test" ]; then
   shift
   ensure_venv test inference
@@ -119,6 +130,7 @@ if [ "${1:-}" = "--test" ]; then
   ensure_chromium
   ensure_compose
   ensure_gstreamer
+  ensure_mosquitto
   export DJANGO_SETTINGS_MODULE=misis.settings.test
   log "ruff"
   "$VENV/bin/ruff" check .
