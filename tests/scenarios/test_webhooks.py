@@ -72,6 +72,10 @@ def _fast_retries(settings: Any) -> None:
     settings.MISIS_WEBHOOK_TIMEOUT = 3
 
 
+def hook(receiver: Receiver) -> dict[str, Any]:
+    return {"webhook": {"url": receiver.url, "secret": SECRET}}
+
+
 def pending(scenario: Any, seq: int) -> Event:
     return make_event(scenario, seq, webhook=Delivery.PENDING, webhook_next_at=timezone.now())
 
