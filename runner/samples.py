@@ -68,3 +68,46 @@ def write_people_video(
     finally:
         writer.release()
     return path
+
+
+# One person of bus.jpg (y1, y2, x1, x2), which the default weights find on a plain background.
+WALKER_CROP = (383, 907, 46, 215)
+
+
+def write_walker_video(
+    path: Path,
+    *,
+    frames: int = 60,
+    fps: float = 10.0,
+    size: tuple[int, int] = (640, 480),
+    path_x: tuple[float, float] = (0.0, 0.85),
+    stay: int = 0,
+) -> Path:
+    """A person cut from ultralytics' bus.jpg walking left to right across a plain background.
+
+    The person's left edge moves from ``path_x[0]`` to ``path_x[1]`` (fractions of the width)
+    over ``frames`` frames, then stands still for ``stay`` more: the analytics tests' subject.
+    """
+    y1, y2, x1, x2 = WALKER_CROP
+    bus = cv2.imread(str(ultralytics_assets() / "bus.jpg"))
+    if bus is None:
+        raise RuntimeError("cannot read bus.jpg")
+    w, h = size
+    scale = 0.6 * h / 480
+    person = cv2.resize(bus[y1:y2, x1:x2], (round((x2 - x1) * scale), round((y2 - y1) * scale)))
+    ph, pw = person.shape[:2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    try:
+        for i in range(frames + stay):
+            t = min(i, frames - 1) / max(frames - 1, 1)
+            x = round((path_x[0] + (path_x[1] - path_x[0]) * t) * w)
+            x = min(max(x, 0), w - pw)
+            canvas = np.full((h, w, 3), 114, dtype=np.uint8)
+            canvas[h - ph - 20 : h - 20, x : x + pw] = person
+            writer.write(canvas)
+    finally:
+        writer.release()
+    return path
