@@ -2,8 +2,13 @@
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from kombu import Queue
+
+# Django classes subscriptable at runtime (admin.ModelAdmin[Scenario]), as django-stubs
+# types them: the annotations mypy checks (./run.sh --test) are also valid Python.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
