@@ -64,5 +64,5 @@ class HttpSource(Source):
         # HLS hands out whole segments (often 6 s): a read at the live edge waits for the
         # next one, so its timeout must outlast a segment or every segment would be a stall.
         if urlsplit(self.url).path.lower().endswith(".m3u8"):
-            return max(default, float(settings.MISIS_HLS_READ_TIMEOUT))
+            return max(default, settings.MISIS_HLS_READ_TIMEOUT)
         return default
