@@ -135,6 +135,8 @@ if [ "${1:-}" = "--test" ]; then
   log "ruff"
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check . >/dev/null || { "$VENV/bin/ruff" format --diff . | head -50; exit 1; }
+  log "types (mypy)"
+  "$VENV/bin/mypy"
   log "import layers (lint-imports)"
   "$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache
   log "pytest"

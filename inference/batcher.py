@@ -19,7 +19,7 @@ from django.conf import settings
 from inference.backends.base import Backend
 from inference.transport import REPLY_TTL, REQUESTS_KEY, Request, decode_request
 from misis import metrics
-from misis.redis_client import get_redis
+from misis.redis_client import as_bytes, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +50,14 @@ class Batcher:
         first = self.redis.brpop([REQUESTS_KEY], timeout=1)
         if first is None:
             return []
-        batch = [decode_request(first[1])]
+        batch = [decode_request(as_bytes(first[1]))]
         now = time.monotonic()
         deadline = now + self.max_wait
         expected = self._expected_clients(now)
         while len(batch) < self.max_batch:
             more = self.redis.rpop(REQUESTS_KEY, self.max_batch - len(batch))
-            if more:
-                batch.extend(decode_request(p) for p in more)
+            if isinstance(more, list) and more:  # with a count: a list, or None when empty
+                batch.extend(decode_request(as_bytes(p)) for p in more)
                 continue
             if len({r.client for r in batch}) >= expected:
                 break

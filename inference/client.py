@@ -15,7 +15,7 @@ from django.conf import settings
 
 from inference.backends.base import DetectOptions
 from inference.transport import REQUESTS_KEY, Request, encode_request, new_request
-from misis.redis_client import get_redis
+from misis.redis_client import as_bytes, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,12 @@ class InferenceClient:
         req, tag = self.in_flight[0]
         if wait <= 0:
             raw = self.redis.lpop(req.reply_key)
-            got = None if raw is None else (req.reply_key, raw)
+            # Without a count LPOP answers one element (redis-py types it a list, too).
+            assert not isinstance(raw, list)
         else:
-            got = self.redis.blpop([req.reply_key], timeout=max(wait, 0.01))
-        if got is None:
+            popped = self.redis.blpop([req.reply_key], timeout=max(wait, 0.01))
+            raw = None if popped is None else popped[1]
+        if raw is None:
             if req.expires_at < time.time():
                 logger.warning("inference request %s timed out; sending it again", req.id)
                 self.in_flight.popleft()
@@ -69,7 +71,7 @@ class InferenceClient:
                 self.in_flight.appendleft((retry, tag))
             return None
         self.in_flight.popleft()
-        body = json.loads(got[1])
+        body = json.loads(as_bytes(raw))
         return tag, Detection(
             boxes=body["boxes"], inference_ms=body["inference_ms"], batch_size=body["batch"]
         )

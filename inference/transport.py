@@ -64,7 +64,7 @@ def encode_request(req: Request) -> bytes:
             "submitted_at": req.submitted_at,
         }
     ).encode()
-    return b"".join((_LEN.pack(len(header)), header, memoryview(image).cast("B")))
+    return b"".join((_LEN.pack(len(header)), header, image.data.cast("B")))
 
 
 def decode_request(payload: bytes) -> Request:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from misis import keys
-from misis.redis_client import get_redis
+from misis.redis_client import as_bytes, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def lease_holder_epoch(scenario_id: object) -> int | None:
     raw = get_redis().get(lease_key(scenario_id))
     if raw is None:
         return None
-    return int(raw.split(b":", 1)[0])
+    return int(as_bytes(raw).split(b":", 1)[0])
 
 
 def _ms(ttl: float | None) -> int:

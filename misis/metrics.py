@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from misis import keys
-from misis.redis_client import get_redis
+from misis.redis_client import as_str, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +87,12 @@ def render() -> str:
         lines.append(f"# TYPE misis_{name} {kind}")
         lines.extend(f"misis_{name}{labels} {_fmt(v)}" for labels, v in samples)
 
-    counters = {k.decode(): float(v) for k, v in r.hgetall(COUNTERS_KEY).items()}
+    counters = {as_str(k): float(v) for k, v in r.hgetall(COUNTERS_KEY).items()}
     for name, help_text in COUNTERS.items():
         family(f"{name}_total", "counter", help_text, [("", counters.get(name, 0.0))])
 
     for name, (help_text, bounds) in HISTOGRAMS.items():
-        raw = {k.decode(): float(v) for k, v in r.hgetall(HIST_PREFIX + name).items()}
+        raw = {as_str(k): float(v) for k, v in r.hgetall(HIST_PREFIX + name).items()}
         samples, running = [], 0.0
         for bound in [*map(str, bounds), "+Inf"]:
             running += raw.get(bound, 0.0)

@@ -28,3 +28,17 @@ def get_redis() -> redis.Redis:
                 )
                 _clients[key] = client
     return client
+
+
+def as_bytes(reply: bytes | str) -> bytes:
+    """A reply as bytes.
+
+    Our clients leave replies undecoded (no ``decode_responses``), so a reply is bytes; redis-py
+    types every reply ``bytes | str`` whatever the client, and this narrows it honestly.
+    """
+    return reply if isinstance(reply, bytes) else reply.encode()
+
+
+def as_str(reply: bytes | str) -> str:
+    """A reply as text (UTF-8): keys and values we wrote ourselves."""
+    return reply.decode() if isinstance(reply, bytes) else reply

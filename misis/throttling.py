@@ -61,6 +61,12 @@ def hit(scope: str, ident: str, num_requests: int, duration: float) -> float | N
 
 
 class _RedisWindowThrottle(SimpleRateThrottle):
+    # Set by SimpleRateThrottle.__init__ from the rate; absent from the DRF stubs.
+    num_requests: int | None
+    duration: int | None
+    scope: str
+    wait_s: float | None = None
+
     def allow_request(self, request: Request, view: Any) -> bool:
         if self.rate is None:
             return True

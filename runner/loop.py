@@ -157,6 +157,7 @@ class ScenarioRunner:
                 self.source.close()
 
     def open_source(self) -> None:
+        assert self.source is not None
         retries = max(1, settings.MISIS_OPEN_RETRIES)
         for attempt in range(1, retries + 1):
             try:

@@ -14,7 +14,7 @@ from sources.redact import redact
 
 
 @admin.register(Scenario)
-class ScenarioAdmin(admin.ModelAdmin):
+class ScenarioAdmin(admin.ModelAdmin[Scenario]):
     list_display = (
         "id",
         "name",
@@ -96,7 +96,7 @@ class ScenarioAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxAdmin(admin.ModelAdmin):
+class OutboxAdmin(admin.ModelAdmin[OutboxMessage]):
     list_display = ("id", "scenario", "kind", "epoch", "created_at", "dispatched_at", "attempts")
     list_filter = ("kind",)
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +25,15 @@ from scenarios.serializers import (
     ScenarioCreateSerializer,
     ScenarioSerializer,
 )
+
+
+def _authenticated(request: Request) -> User:
+    """The user behind the request (IsAuthenticated, the default permission, admits no other)."""
+    user = request.user
+    if not isinstance(user, get_user_model()):
+        raise NotAuthenticated()
+    return user
+
 
 # --- OpenAPI documentation (drf-spectacular); the views' behaviour does not depend on it -------
 
@@ -98,7 +109,7 @@ class ScenarioCreateApi(APIView):
             raise ValidationError({"non_field_errors": ["body must be a JSON object"]})
         data = ScenarioCreateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        scenario = services.scenario_create(owner=request.user, **data.validated_data)
+        scenario = services.scenario_create(owner=_authenticated(request), **data.validated_data)
         return Response(ScenarioSerializer(scenario).data, status=http.HTTP_201_CREATED)
 
 

@@ -12,6 +12,9 @@ from django.conf import settings
 from django.db import models
 from django_fsm import FSMField, transition
 
+# A scenario's primary key as callers hold it: the UUID, or its text (a task's argument).
+ScenarioId = uuid.UUID | str
+
 
 class Status(models.TextChoices):
     INIT_STARTUP = "init_startup"

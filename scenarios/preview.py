@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from misis import keys
-from misis.redis_client import get_redis
+from misis.redis_client import as_bytes, get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -75,4 +75,4 @@ class PreviewWriter:
 def latest_frame(scenario_id: object) -> bytes | None:
     """The newest annotated JPEG of a scenario, or None."""
     raw = get_redis().get(frame_key(scenario_id))
-    return bytes(raw) if raw is not None else None
+    return as_bytes(raw) if raw is not None else None

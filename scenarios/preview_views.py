@@ -19,7 +19,7 @@ Another user's scenario is invisible: 404 (staff see all). Errors are always JSO
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -34,6 +34,7 @@ from rest_framework.authentication import (
 )
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -82,13 +83,14 @@ class FirstRendererNegotiation(BaseContentNegotiation):
     Successful answers are plain Django responses, which skip rendering altogether.
     """
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        return renderers[0], renderers[0].media_type
+        first = next(iter(renderers))  # renderer_classes below: never empty
+        return first, first.media_type
 
 
 @extend_schema(exclude=True)  # a browser feature: the OpenAPI schema documents the contract

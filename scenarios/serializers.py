@@ -80,8 +80,10 @@ class ParamsField(serializers.JSONField):
     """Any JSON to DRF; validate_params says what is allowed."""
 
 
-class ScenarioCreateSerializer(serializers.Serializer):
-    source = StrictCharField(
+class ScenarioCreateSerializer(serializers.Serializer[None]):
+    # A declared field (the metaclass moves it into _declared_fields); the DRF stubs take the
+    # name for the class attribute Field.source.
+    source = StrictCharField(  # type: ignore[assignment]
         max_length=2048,
         trim_whitespace=True,
         allow_blank=False,
@@ -111,11 +113,11 @@ class ScenarioCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class ScenarioCommandSerializer(serializers.Serializer):
+class ScenarioCommandSerializer(serializers.Serializer[None]):
     status = serializers.ChoiceField(choices=[Status.INIT_SHUTDOWN, Status.INIT_STARTUP])
 
 
-class StreamSerializer(serializers.Serializer):
+class StreamSerializer(serializers.Serializer[Scenario]):
     state = serializers.CharField(
         source="stream_state", help_text="connected, or reconnecting after the stream dropped out"
     )
@@ -126,9 +128,11 @@ class StreamSerializer(serializers.Serializer):
     )
 
 
-class ScenarioSerializer(serializers.ModelSerializer):
+class ScenarioSerializer(serializers.ModelSerializer[Scenario]):
     progress = serializers.FloatField(read_only=True, allow_null=True)
-    source = serializers.SerializerMethodField(
+    # A declared field (the metaclass moves it into _declared_fields); the DRF stubs take the
+    # name for the class attribute Field.source.
+    source = serializers.SerializerMethodField(  # type: ignore[assignment]
         help_text="The source as given, with its password and secret query values masked."
     )
     stream = serializers.SerializerMethodField(
@@ -198,8 +202,12 @@ class ScenarioSerializer(serializers.ModelSerializer):
 # errors come from DRF and misis.exceptions).
 
 
-class BoxSerializer(serializers.Serializer):
-    label = serializers.CharField(help_text="Class name of the detected object.")
+class BoxSerializer(serializers.Serializer[None]):
+    # A declared field (the metaclass moves it into _declared_fields); the DRF stubs take the
+    # name for the class attribute Field.label.
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="Class name of the detected object."
+    )
     class_id = serializers.IntegerField(help_text="Class index in the detector's label set.")
     confidence = serializers.FloatField(min_value=0, max_value=1)
     x1 = serializers.FloatField(help_text="Left edge, in pixels of the source frame.")
@@ -208,7 +216,7 @@ class BoxSerializer(serializers.Serializer):
     y2 = serializers.FloatField(help_text="Bottom edge, in pixels of the source frame.")
 
 
-class PredictionSerializer(serializers.Serializer):
+class PredictionSerializer(serializers.Serializer[None]):
     frame_index = serializers.IntegerField(
         min_value=0,
         help_text="0-based index of the frame among all frames read from the source since the"
@@ -222,7 +230,7 @@ class PredictionSerializer(serializers.Serializer):
     boxes = BoxSerializer(many=True)
 
 
-class PredictionPageSerializer(serializers.Serializer):
+class PredictionPageSerializer(serializers.Serializer[None]):
     scenario_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Status.choices)
     next = serializers.URLField(
@@ -233,11 +241,11 @@ class PredictionPageSerializer(serializers.Serializer):
     results = PredictionSerializer(many=True, help_text="Ordered by frame_index, ascending.")
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[None]):
     detail = serializers.CharField()
 
 
-class ConflictSerializer(serializers.Serializer):
+class ConflictSerializer(serializers.Serializer[None]):
     detail = serializers.CharField()
     status = serializers.ChoiceField(
         choices=Status.choices, allow_null=True, help_text="The scenario's current status."

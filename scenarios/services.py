@@ -17,7 +17,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -34,6 +34,7 @@ from scenarios.models import (
     OutboxMessage,
     Prediction,
     Scenario,
+    ScenarioId,
     Status,
     StopReason,
 )
@@ -74,11 +75,11 @@ class QuotaExceeded(ApiError):
         return {"detail": str(self), "quota": self.quota}
 
 
-def _lock_owner(owner_id: object) -> None:
+def _lock_owner(owner_id: int) -> None:
     list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
 
 
-def _check_quota(owner_id: object, *, starting: object = None) -> None:
+def _check_quota(owner_id: int, *, starting: ScenarioId | None = None) -> None:
     """Refuse one more running scenario past the owner's quota. Caller is in a transaction.
 
     The owner's user row is locked first, so that two requests of one user (two creates, or a
@@ -98,7 +99,7 @@ def _check_quota(owner_id: object, *, starting: object = None) -> None:
         raise QuotaExceeded(quota)
 
 
-def _lock(scenario_id: object) -> Scenario:
+def _lock(scenario_id: ScenarioId) -> Scenario:
     return Scenario.objects.select_for_update().get(pk=scenario_id)
 
 
@@ -134,7 +135,7 @@ def _dispatch_quietly(message_id: int) -> None:
 
 @transaction.atomic
 def scenario_create(
-    *, owner: AbstractBaseUser, source: str, name: str = "", params: dict[str, Any] | None = None
+    *, owner: User, source: str, name: str = "", params: dict[str, Any] | None = None
 ) -> Scenario:
     """Create a scenario in ``init_startup`` and queue its start. Input is already validated.
 
@@ -150,7 +151,7 @@ def scenario_create(
 
 
 @transaction.atomic
-def scenario_request_stop(*, scenario_id: object) -> tuple[Scenario, bool]:
+def scenario_request_stop(*, scenario_id: ScenarioId) -> tuple[Scenario, bool]:
     """Ask for a stop. Returns (scenario, changed); a stop already under way changes nothing."""
     scenario = _lock(scenario_id)
     if scenario.status in STOPPING_STATUSES:
@@ -165,7 +166,7 @@ def scenario_request_stop(*, scenario_id: object) -> tuple[Scenario, bool]:
 
 
 @transaction.atomic
-def scenario_request_start(*, scenario_id: object) -> tuple[Scenario, bool]:
+def scenario_request_start(*, scenario_id: ScenarioId) -> tuple[Scenario, bool]:
     """Start an inactive scenario again under a new epoch; a start under way changes nothing.
 
     Raises QuotaExceeded when the owner has MISIS_QUOTA_ACTIVE_SCENARIOS running already.
@@ -284,7 +285,7 @@ def runner_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _lock_fenced(scenario_id: object, epoch: int) -> Scenario:
+def _lock_fenced(scenario_id: ScenarioId, epoch: int) -> Scenario:
     scenario = Scenario.objects.select_for_update().filter(pk=scenario_id, epoch=epoch).first()
     if scenario is None:
         raise LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
@@ -300,7 +301,7 @@ class Claim:
 
 
 @transaction.atomic
-def runner_claim(*, scenario_id: object, epoch: int, runner: str) -> Claim | None:
+def runner_claim(*, scenario_id: ScenarioId, epoch: int, runner: str) -> Claim | None:
     """Record the runner of (scenario, epoch). None when there is nothing to run.
 
     Precondition: the caller holds the lease of ``epoch``.
@@ -327,7 +328,7 @@ def runner_claim(*, scenario_id: object, epoch: int, runner: str) -> Claim | Non
 
 @transaction.atomic
 def runner_activate(
-    *, scenario_id: object, epoch: int, frames_total: int | None = None, live: bool = False
+    *, scenario_id: ScenarioId, epoch: int, frames_total: int | None = None, live: bool = False
 ) -> str:
     """The source is open: ``in_startup_processing -> active``. Returns the status."""
     scenario = _lock_fenced(scenario_id, epoch)
@@ -340,7 +341,7 @@ def runner_activate(
     scenario.heartbeat_at = timezone.now()
     scenario.deadline_at = _deadline()
     scenario.save()
-    return scenario.status
+    return str(scenario.status)  # FSMField: typed Any
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,7 @@ class PredictionRow:
 @transaction.atomic
 def runner_publish(
     *,
-    scenario_id: object,
+    scenario_id: ScenarioId,
     epoch: int,
     rows: list[PredictionRow],
     next_frame: int,
@@ -404,12 +405,12 @@ def runner_publish(
     scenario.heartbeat_at = timezone.now()
     scenario.deadline_at = _deadline()
     scenario.save()
-    return scenario.status
+    return str(scenario.status)  # FSMField: typed Any
 
 
 @transaction.atomic
 def runner_finish(
-    *, scenario_id: object, epoch: int, reason: str, error: str | None = None
+    *, scenario_id: ScenarioId, epoch: int, reason: str, error: str | None = None
 ) -> None:
     """Walk the scenario to ``inactive`` through the state machine (end of stream, stop, error).
 
@@ -426,7 +427,7 @@ def runner_finish(
 
 
 @transaction.atomic
-def runner_handoff(*, scenario_id: object, epoch: int) -> None:
+def runner_handoff(*, scenario_id: ScenarioId, epoch: int) -> None:
     """The runner's worker is shutting down: hand the scenario to another runner at once.
 
     Precondition: the caller holds the lease of ``epoch``; it stops publishing after this.
@@ -463,7 +464,7 @@ def watchdog_sweep(*, limit: int = 500) -> int:
 
 
 @transaction.atomic
-def _watchdog_one(scenario_id: object) -> bool:
+def _watchdog_one(scenario_id: ScenarioId) -> bool:
     scenario = Scenario.objects.select_for_update(skip_locked=True).filter(pk=scenario_id).first()
     if scenario is None or scenario.deadline_at is None or scenario.deadline_at >= timezone.now():
         return False
@@ -499,7 +500,7 @@ def restart_backoff(failed_restarts: int) -> float:
         return 0.0
     return min(
         settings.MISIS_RESTART_BACKOFF_MAX,
-        settings.MISIS_RESTART_BACKOFF_BASE * 2 ** (failed_restarts - 1),
+        settings.MISIS_RESTART_BACKOFF_BASE * 2.0 ** (failed_restarts - 1),
     )
 
 
@@ -534,7 +535,7 @@ def _finish(scenario: Scenario, *, reason: str, error: str | None = None) -> Non
 
 
 @transaction.atomic
-def runner_crashed(*, scenario_id: object, epoch: int) -> None:
+def runner_crashed(*, scenario_id: ScenarioId, epoch: int) -> None:
     """The runner failed unexpectedly: let the watchdog restart it (with backoff) right away."""
     scenario = _lock_fenced(scenario_id, epoch)
     scenario.deadline_at = timezone.now()

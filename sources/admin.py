@@ -9,7 +9,7 @@ from sources.models import Upload
 
 
 @admin.register(Upload)
-class UploadAdmin(admin.ModelAdmin):
+class UploadAdmin(admin.ModelAdmin[Upload]):
     list_display = ("source", "owner", "size", "created_at")
     list_select_related = ("owner",)
     search_fields = ("source", "owner__username")

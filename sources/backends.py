@@ -20,21 +20,26 @@ MAX_ATTEMPTS = 3
 class VideoFileSystemStorage(FileSystemStorage):
     """Files under MISIS_VIDEO_ROOT, read at each use rather than once: tests move the root."""
 
-    @property  # type: ignore[override]
+    # Set by FileSystemStorage.__init__ (the ``location`` argument); django-stubs omit it.
+    _location: str | None
+
+    @property
     def base_location(self) -> str:
         return str(self._value_or_setting(self._location, settings.MISIS_VIDEO_ROOT))
 
-    @property  # type: ignore[override]
+    @property
     def location(self) -> str:
         return os.path.abspath(self.base_location)
 
 
-class VideoS3Storage(S3Storage):
+class VideoS3Storage(S3Storage):  # type: ignore[misc]  # django-storages ships no types: Any
     """django-storages' S3 storage (every AWS_* setting), with bounded timeouts and retries.
 
     Signature version 4 unless AWS_S3_SIGNATURE_VERSION says otherwise: boto3 would presign
     with version 2 for a custom endpoint, which AWS regions opened since 2014 refuse.
     """
+
+    client_config: Any  # a botocore Config (botocore ships no types)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

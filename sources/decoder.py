@@ -142,7 +142,7 @@ class Decoder:
             self.target.close()
 
 
-def to_bgr(frame: Any) -> np.ndarray:
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
     """The frame as BGR. Planar 4:2:0 (what cameras and files mostly carry) is converted by
     OpenCV, several times faster here than FFmpeg's swscale as PyAV calls it."""
     if frame.format.name == "yuv420p" and not frame.width % 2 and not frame.height % 2:

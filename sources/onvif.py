@@ -177,13 +177,13 @@ async def _stream_uri(camera: GuardedCamera, src: OnvifSource, check: Callable[[
 
 
 def _choose_profile(profiles: list[Any], wanted: str | None, where: str) -> str:
-    tokens = [p.token for p in profiles]
+    tokens = [str(p.token) for p in profiles]
     if wanted is not None:
         if wanted not in tokens:
             known = ", ".join(repr(t) for t in tokens) or "none"
             raise SourceError(f"{where} has no media profile {wanted!r}; its profiles: {known}")
         return wanted
-    video = [p.token for p in profiles if getattr(p, "VideoEncoderConfiguration", None)]
+    video = [str(p.token) for p in profiles if getattr(p, "VideoEncoderConfiguration", None)]
     if not video:
         raise SourceError(f"{where} has no media profile with a video encoder")
     return video[0]

@@ -107,7 +107,7 @@ def policy_session(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
     )
 
 
-class GuardedCamera(ONVIFCamera):
+class GuardedCamera(ONVIFCamera):  # type: ignore[misc]  # onvif ships no types: Any
     """ONVIFCamera whose services talk through policy sessions (see the module docstring).
 
     Every service (the device management service, recreated once the clock offset is known,

@@ -34,7 +34,8 @@ class S3Object(Source):
             # not apply to it; nothing but the store is reached.
             if host != endpoint:
                 raise SourceError("an s3 source may not open other hosts")
-            return [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            return [str(info[4][0]) for info in infos]
 
         proxy = EgressProxy(resolve=endpoint_only, open_timeout=open_timeout)
         return proxied(url, proxy, FILE_FORMATS)

@@ -14,7 +14,7 @@ from scenarios.serializers import ErrorSerializer
 from videos import services
 
 
-class VideoUploadSerializer(serializers.Serializer):
+class VideoUploadSerializer(serializers.Serializer[None]):  # input only: no instance
     file = serializers.FileField(
         allow_empty_file=False,
         use_url=False,
@@ -24,8 +24,10 @@ class VideoUploadSerializer(serializers.Serializer):
     )
 
 
-class VideoSerializer(serializers.Serializer):
-    source = serializers.CharField(
+class VideoSerializer(serializers.Serializer[services.StoredVideo]):
+    # A declared field (the metaclass moves it into _declared_fields); the DRF stubs take the
+    # name for the class attribute Field.source.
+    source = serializers.CharField(  # type: ignore[assignment]
         help_text="The stored video, as `source` for POST /scenario/: a path in the video root,"
         " or s3://bucket/key when videos are kept in S3."
     )

@@ -169,7 +169,7 @@ def _is_container(head: bytes) -> bool:
 
 
 @contextmanager
-def _local_path(file: UploadedFile, ext: str) -> Iterator[Path]:
+def _local_path(file: UploadedFile[bytes], ext: str) -> Iterator[Path]:
     """A path FFmpeg can open holding the upload: Django's temporary file, or a copy of the
     in-memory upload (small files only: FILE_UPLOAD_MAX_MEMORY_SIZE)."""
     temporary = getattr(file, "temporary_file_path", None)
@@ -243,7 +243,7 @@ def _probe(path: Path) -> dict[str, Any]:
     return {"frames": frames, "width": width, "height": height, "fps": fps}
 
 
-def _save(name: str, file: UploadedFile) -> str:
+def _save(name: str, file: UploadedFile[bytes]) -> str:
     """Saves the upload; on failure removes whatever part of it reached the storage."""
     storage = video_storage()
     try:
@@ -259,7 +259,7 @@ def _save(name: str, file: UploadedFile) -> str:
         raise ObjectStorageError(message) from exc
 
 
-def video_store(*, file: UploadedFile, user: Any) -> StoredVideo:
+def video_store(*, file: UploadedFile[bytes], user: Any) -> StoredVideo:
     """Checks that ``file`` is a video FFmpeg reads (a decoded frame, a frame count), then
     stores it under a new, unguessable name in the video storage, records it as ``user``'s
     (an Upload row, counted in their quota) and returns its source.

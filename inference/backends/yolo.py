@@ -79,7 +79,9 @@ class YoloBackend:
 
         # Heavy imports (seconds), done only when a backend is built.
         import torch
-        from ultralytics import YOLO
+
+        # ultralytics.models: the same class, from a module whose __all__ mypy can read.
+        from ultralytics.models import YOLO
 
         self.model = str(path)
         self.device = device

@@ -2,16 +2,21 @@
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from kombu import Queue
+
+# Django classes subscriptable at runtime (admin.ModelAdmin[Scenario]), as django-stubs
+# types them: the annotations mypy checks (./run.sh --test) are also valid Python.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
     "misis.apps.MisisAdminConfig",  # django.contrib.admin, its login throttled
@@ -65,7 +70,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.
 # A pool of connections per process, shared by its threads: a runner process with 64 scenario
 # threads holds at most MISIS_DB_POOL_MAX connections, not 64 (PostgreSQL allows 100 by
 # default). Threads hand their connection back after each unit of work. 0 turns pooling off.
-MISIS_DB_POOL_MAX = env.int("MISIS_DB_POOL_MAX", default=8)
+MISIS_DB_POOL_MAX: int = env.int("MISIS_DB_POOL_MAX", default=8)
 # Test a connection before use (with the pool: as it leaves the pool). After a database restart
 # the pool holds broken connections; handing one out would fail the request that gets it.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -97,26 +102,26 @@ STORAGES = {
     # returns is a relative path the runner already reads; the bucket when S3 is configured.
     "videos": {"BACKEND": "sources.backends.VideoFileSystemStorage"},
 }
-AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_STORAGE_BUCKET_NAME: str = env("AWS_STORAGE_BUCKET_NAME", default="")
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
     STORAGES["videos"] = {"BACKEND": "sources.backends.VideoS3Storage"}
-    AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
-    AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
+    AWS_S3_ENDPOINT_URL: str | None = env("AWS_S3_ENDPOINT_URL", default=None)
+    AWS_S3_REGION_NAME: str | None = env("AWS_S3_REGION_NAME", default=None)
     # "path" for S3-compatible stores addressed by IP or a single host name (SeaweedFS, MinIO);
     # unset: boto3 decides (virtual-hosted on AWS). The keys come from AWS_ACCESS_KEY_ID and
     # AWS_SECRET_ACCESS_KEY in the environment, read by boto3 itself.
-    AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default=None)
+    AWS_S3_ADDRESSING_STYLE: str | None = env("AWS_S3_ADDRESSING_STYLE", default=None)
 # The buckets s3:// sources may name. The service's credentials may read more buckets than
 # that; a user must not reach them through a scenario. Default: the upload bucket (none
 # without S3, which turns s3:// sources off).
-MISIS_S3_BUCKETS = env.list(
+MISIS_S3_BUCKETS: list[str] = env.list(
     "MISIS_S3_BUCKETS", default=[AWS_STORAGE_BUCKET_NAME] if AWS_STORAGE_BUCKET_NAME else []
 )
 # A bigger upload is refused from its Content-Length, before the body is read.
-MISIS_UPLOAD_MAX_BYTES = env.int("MISIS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+MISIS_UPLOAD_MAX_BYTES: int = env.int("MISIS_UPLOAD_MAX_BYTES", default=2 * 1024**3)
 # Bytes of uploads each user may keep stored, all uploads together; 0: no limit.
-MISIS_QUOTA_UPLOAD_BYTES = env.int("MISIS_QUOTA_UPLOAD_BYTES", default=20 * 1024**3)
+MISIS_QUOTA_UPLOAD_BYTES: int = env.int("MISIS_QUOTA_UPLOAD_BYTES", default=20 * 1024**3)
 # Uploaded files above this size stream to a temporary file instead of memory (Django's default,
 # written out so that nobody raises it towards MISIS_UPLOAD_MAX_BYTES).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -125,8 +130,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A JSON body (misis.parsers): refused with 413 above this many bytes, from its Content-Length
 # before it is read and again while it is read; refused with 400 when its arrays and objects
 # nest deeper than this (json.loads recurses once per level).
-MISIS_JSON_MAX_BYTES = env.int("MISIS_JSON_MAX_BYTES", default=1024 * 1024)
-MISIS_JSON_MAX_DEPTH = env.int("MISIS_JSON_MAX_DEPTH", default=32)
+MISIS_JSON_MAX_BYTES: int = env.int("MISIS_JSON_MAX_BYTES", default=1024 * 1024)
+MISIS_JSON_MAX_DEPTH: int = env.int("MISIS_JSON_MAX_DEPTH", default=32)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -150,7 +155,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("MISIS_NUM_PROXIES", default=0),
 }
 # POSTs to /admin/login/, per client address and per username (misis.admin_site).
-MISIS_THROTTLE_LOGIN = env("MISIS_THROTTLE_LOGIN", default="10/min")
+MISIS_THROTTLE_LOGIN: str = env("MISIS_THROTTLE_LOGIN", default="10/min")
 
 # OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (both without a token).
 SPECTACULAR_SETTINGS = {
@@ -179,10 +184,10 @@ SPECTACULAR_SETTINGS = {
 
 # Lifetime of a signed preview link (scenarios/preview_links.py), seconds: the page it opens
 # stops refreshing after that; GET /scenario/<id>/ gives a fresh one (preview_url).
-MISIS_PREVIEW_LINK_TTL = env.int("MISIS_PREVIEW_LINK_TTL", default=3600)
+MISIS_PREVIEW_LINK_TTL: int = env.int("MISIS_PREVIEW_LINK_TTL", default=3600)
 
 # --- Redis and Celery ------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_URL: str = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -191,7 +196,7 @@ CACHES = {
     }
 }
 
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL: str = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -214,68 +219,68 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 
-MISIS_HEARTBEAT_INTERVAL = env.float("MISIS_HEARTBEAT_INTERVAL", default=1.0)
+MISIS_HEARTBEAT_INTERVAL: float = env.float("MISIS_HEARTBEAT_INTERVAL", default=1.0)
 # A runner whose heartbeat is older than this is presumed dead and replaced.
-MISIS_HEARTBEAT_TIMEOUT = env.float("MISIS_HEARTBEAT_TIMEOUT", default=5.0)
+MISIS_HEARTBEAT_TIMEOUT: float = env.float("MISIS_HEARTBEAT_TIMEOUT", default=5.0)
 # The lease outlives the watchdog's patience: a runner starved of CPU for a few seconds keeps
 # it until the watchdog has really replaced it (a newer epoch takes a lease over at once, and
 # the database fence stops the old writer), instead of quitting on its own and adding a
 # restart to an already overloaded machine (bench/scale.py found that snowball at 300).
-MISIS_LEASE_TTL = env.float(
+MISIS_LEASE_TTL: float = env.float(
     "MISIS_LEASE_TTL",
     default=max(3.0 * MISIS_HEARTBEAT_INTERVAL, MISIS_HEARTBEAT_TIMEOUT + MISIS_HEARTBEAT_INTERVAL),
 )
-MISIS_WATCHDOG_INTERVAL = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
-MISIS_OUTBOX_RELAY_INTERVAL = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
+MISIS_WATCHDOG_INTERVAL: float = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
+MISIS_OUTBOX_RELAY_INTERVAL: float = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
 # Outbox rows the fast path has not sent after this long are sent by the relay.
-MISIS_OUTBOX_RELAY_GRACE = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
+MISIS_OUTBOX_RELAY_GRACE: float = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
 # Scenarios a user may have that are not inactive (created, running or stopping); one more is
 # refused with 429. 0: no limit. Staff included.
-MISIS_QUOTA_ACTIVE_SCENARIOS = env.int("MISIS_QUOTA_ACTIVE_SCENARIOS", default=50)
-MISIS_MAX_RESTARTS = env.int("MISIS_MAX_RESTARTS", default=5)
-MISIS_RESTART_BACKOFF_BASE = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
-MISIS_RESTART_BACKOFF_MAX = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)
-MISIS_OPEN_RETRIES = env.int("MISIS_OPEN_RETRIES", default=3)
-MISIS_PUBLISH_INTERVAL = env.float("MISIS_PUBLISH_INTERVAL", default=0.02)
-MISIS_PUBLISH_BATCH = env.int("MISIS_PUBLISH_BATCH", default=50)
+MISIS_QUOTA_ACTIVE_SCENARIOS: int = env.int("MISIS_QUOTA_ACTIVE_SCENARIOS", default=50)
+MISIS_MAX_RESTARTS: int = env.int("MISIS_MAX_RESTARTS", default=5)
+MISIS_RESTART_BACKOFF_BASE: float = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
+MISIS_RESTART_BACKOFF_MAX: float = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)
+MISIS_OPEN_RETRIES: int = env.int("MISIS_OPEN_RETRIES", default=3)
+MISIS_PUBLISH_INTERVAL: float = env.float("MISIS_PUBLISH_INTERVAL", default=0.02)
+MISIS_PUBLISH_BATCH: int = env.int("MISIS_PUBLISH_BATCH", default=50)
 MISIS_VIDEO_ROOT = Path(env("MISIS_VIDEO_ROOT", default=str(BASE_DIR / "media" / "videos")))
 
 # --- live and network sources ---------------------------------------------------------------
 # A camera that stops answering would otherwise block a read for 30 s and more.
-MISIS_STREAM_OPEN_TIMEOUT = env.float("MISIS_STREAM_OPEN_TIMEOUT", default=10.0)
-MISIS_STREAM_READ_TIMEOUT = env.float("MISIS_STREAM_READ_TIMEOUT", default=5.0)
+MISIS_STREAM_OPEN_TIMEOUT: float = env.float("MISIS_STREAM_OPEN_TIMEOUT", default=10.0)
+MISIS_STREAM_READ_TIMEOUT: float = env.float("MISIS_STREAM_READ_TIMEOUT", default=5.0)
 # HLS (.m3u8) reads wait for whole segments: at least this long (3 x a 6 s target duration).
-MISIS_HLS_READ_TIMEOUT = env.float("MISIS_HLS_READ_TIMEOUT", default=20.0)
+MISIS_HLS_READ_TIMEOUT: float = env.float("MISIS_HLS_READ_TIMEOUT", default=20.0)
 # RTSP over TCP by default: UDP loses packets (smeared frames) behind NAT and on busy links.
-MISIS_RECONNECT_BACKOFF_BASE = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
-MISIS_RECONNECT_BACKOFF_MAX = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
+MISIS_RECONNECT_BACKOFF_BASE: float = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
+MISIS_RECONNECT_BACKOFF_MAX: float = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
 # Hosts network sources may connect to (sources/hosts.py): IP networks, names, ".domain" suffixes.
 # Both lists add to the built-in denials of sources/hosts.py (cloud metadata, link-local,
 # unspecified, multicast, reserved), which nothing overrides. Empty allow list: any host not
 # denied. A deny entry beats an allow entry.
-MISIS_SOURCE_ALLOW = env.list("MISIS_SOURCE_ALLOW", default=[])
-MISIS_SOURCE_DENY = env.list("MISIS_SOURCE_DENY", default=[])
+MISIS_SOURCE_ALLOW: list[str] = env.list("MISIS_SOURCE_ALLOW", default=[])
+MISIS_SOURCE_DENY: list[str] = env.list("MISIS_SOURCE_DENY", default=[])
 # Deny loopback too (sources/hosts.py LOOPBACK_DENY). Not from the environment: production
 # settings turn it on; test and local settings keep it off, their media servers use 127.0.0.1.
 MISIS_SOURCE_DENY_LOOPBACK = False
 
 # The largest frame (width x height) a source or an upload may have, checked before decoding:
 # one 16k x 16k frame would cost about 1 GB in every process that decodes it.
-MISIS_MAX_FRAME_PIXELS = env.int("MISIS_MAX_FRAME_PIXELS", default=3840 * 2160)
+MISIS_MAX_FRAME_PIXELS: int = env.int("MISIS_MAX_FRAME_PIXELS", default=3840 * 2160)
 
-MISIS_INFERENCE_BACKEND = env("MISIS_INFERENCE_BACKEND", default="yolo")
-MISIS_MODEL = env("MISIS_MODEL", default="")
-MISIS_DEVICE = env("MISIS_DEVICE", default="cpu")
-MISIS_HALF = env.bool("MISIS_HALF", default=False)
+MISIS_INFERENCE_BACKEND: str = env("MISIS_INFERENCE_BACKEND", default="yolo")
+MISIS_MODEL: str = env("MISIS_MODEL", default="")
+MISIS_DEVICE: str = env("MISIS_DEVICE", default="cpu")
+MISIS_HALF: bool = env.bool("MISIS_HALF", default=False)
 # torch threads of the inference worker; 0 means one per core.
-MISIS_INFERENCE_THREADS = env.int("MISIS_INFERENCE_THREADS", default=0)
-MISIS_MAX_BATCH = env.int("MISIS_MAX_BATCH", default=4)
-MISIS_MAX_WAIT_MS = env.float("MISIS_MAX_WAIT_MS", default=5.0)
+MISIS_INFERENCE_THREADS: int = env.int("MISIS_INFERENCE_THREADS", default=0)
+MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=4)
+MISIS_MAX_WAIT_MS: float = env.float("MISIS_MAX_WAIT_MS", default=5.0)
 # Frames a file scenario keeps at the inference workers (live sources always keep one).
-MISIS_MAX_IN_FLIGHT = env.int("MISIS_MAX_IN_FLIGHT", default=2)
+MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=2)
 # A frame whose inference worker died is sent again after this long.
-MISIS_INFERENCE_TIMEOUT = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
-MISIS_MOCK_DELAY_MS = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
+MISIS_INFERENCE_TIMEOUT: float = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
+MISIS_MOCK_DELAY_MS: float = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
 
 # Events (scenarios/webhooks.py, scenarios/mqtt.py): a webhook attempt waits this long for an
 # answer; failures are retried with backoff from BASE doubling to MAX, for GIVE_UP seconds.
