@@ -4,6 +4,8 @@ segment tests; the side of a line is the contract's formula."""
 
 from __future__ import annotations
 
+import math
+
 from shapely import LineString, Point, Polygon, prepared
 
 from analytics.config import Point as XY
@@ -19,7 +21,7 @@ def side(a: XY, b: XY, p: XY) -> float:
     positive on the side the contract calls "in" (``side = (Bx-Ax)*(Py-Ay) - (By-Ay)*(Px-Ax)``,
     divided by the segment's length)."""
     cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-    length = ((b[0] - a[0]) ** 2 + (b[1] - a[1]) ** 2) ** 0.5
+    length = math.hypot(b[0] - a[0], b[1] - a[1])
     return cross / length
 
 

@@ -36,6 +36,7 @@ class Tracker:
         )
         tracked = self._update(detections, pts)
         ids: list[int | None] = [None] * len(boxes)
+        assert tracked.tracker_id is not None  # a tracker's output always carries ids
         for index, track_id in zip(tracked.data["index"], tracked.tracker_id, strict=True):
             if track_id >= 0:
                 ids[int(index)] = int(track_id) + FIRST_ID

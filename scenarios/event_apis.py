@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -88,7 +88,7 @@ class EventSnapshotApi(APIView):
         parameters=[SCENARIO_ID, OpenApiParameter("seq", int, OpenApiParameter.PATH)],
         responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
-    def get(self, request: Request, scenario_id: str, seq: int) -> HttpResponse:
+    def get(self, request: Request, scenario_id: str, seq: int) -> FileResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
         event = selectors.event_get(scenario=scenario, seq=seq)
         if not event.snapshot:

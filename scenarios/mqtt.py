@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.db import transaction
+from paho.mqtt.enums import CallbackAPIVersion
 
 from misis import metrics
 from scenarios.models import Delivery, Event
@@ -27,7 +28,7 @@ def topic(scenario_id: object) -> str:
 
 def _client() -> mqtt.Client:
     parts = urlsplit(settings.MISIS_MQTT_URL)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)
     if parts.username:
         client.username_pw_set(parts.username, parts.password)
     if parts.scheme == "mqtts":

@@ -252,19 +252,19 @@ class ConflictSerializer(serializers.Serializer[None]):
     )
 
 
-class EventWebhookSerializer(serializers.Serializer):
+class EventWebhookSerializer(serializers.Serializer[None]):
     state = serializers.ChoiceField(choices=["pending", "delivered", "failed"])
     attempts = serializers.IntegerField()
 
 
-class EventBoxSerializer(serializers.Serializer):
+class EventBoxSerializer(serializers.Serializer[None]):
     x1 = serializers.FloatField()
     y1 = serializers.FloatField()
     x2 = serializers.FloatField()
     y2 = serializers.FloatField()
 
 
-class EventSerializer(serializers.Serializer):
+class EventSerializer(serializers.Serializer[None]):
     id = serializers.UUIDField()
     seq = serializers.IntegerField(help_text="The scenario's events counted from 1, no gaps.")
     type = serializers.ChoiceField(choices=["zone_enter", "zone_exit", "zone_dwell", "line_cross"])
@@ -272,7 +272,7 @@ class EventSerializer(serializers.Serializer):
     line = serializers.CharField(allow_null=True)
     direction = serializers.ChoiceField(choices=["in", "out"], allow_null=True)
     track_id = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field, not Field.label
     confidence = serializers.FloatField()
     frame_index = serializers.IntegerField()
     pts = serializers.FloatField()
@@ -282,7 +282,7 @@ class EventSerializer(serializers.Serializer):
     webhook = EventWebhookSerializer(allow_null=True)
 
 
-class EventPageSerializer(serializers.Serializer):
+class EventPageSerializer(serializers.Serializer[None]):
     scenario_id = serializers.UUIDField()
     next = serializers.URLField(allow_null=True)
     results = EventSerializer(many=True)

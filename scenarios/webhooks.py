@@ -72,7 +72,7 @@ def dispatch(event_ids: list[str]) -> None:
 
 
 def _backoff(attempts: int) -> float:
-    base = settings.MISIS_WEBHOOK_BACKOFF_BASE * 2 ** max(attempts - 1, 0)
+    base = settings.MISIS_WEBHOOK_BACKOFF_BASE * 2.0 ** max(attempts - 1, 0)
     return min(base, settings.MISIS_WEBHOOK_BACKOFF_MAX) * random.uniform(0.5, 1.0)
 
 
@@ -118,6 +118,7 @@ def deliver(event_id: str) -> str | None:
     except SourceError as exc:
         error = str(exc)
     now = timezone.now()
+    outcome: str
     if error is None:
         outcome = Delivery.DELIVERED
         fields: dict[str, Any] = {

@@ -284,12 +284,12 @@ MISIS_MOCK_DELAY_MS: float = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
 
 # Events (scenarios/webhooks.py, scenarios/mqtt.py): a webhook attempt waits this long for an
 # answer; failures are retried with backoff from BASE doubling to MAX, for GIVE_UP seconds.
-MISIS_WEBHOOK_TIMEOUT = env.float("MISIS_WEBHOOK_TIMEOUT", default=10.0)
-MISIS_WEBHOOK_BACKOFF_BASE = env.float("MISIS_WEBHOOK_BACKOFF_BASE", default=2.0)
-MISIS_WEBHOOK_BACKOFF_MAX = env.float("MISIS_WEBHOOK_BACKOFF_MAX", default=300.0)
-MISIS_WEBHOOK_GIVE_UP = env.float("MISIS_WEBHOOK_GIVE_UP", default=3600.0)
+MISIS_WEBHOOK_TIMEOUT: float = env.float("MISIS_WEBHOOK_TIMEOUT", default=10.0)
+MISIS_WEBHOOK_BACKOFF_BASE: float = env.float("MISIS_WEBHOOK_BACKOFF_BASE", default=2.0)
+MISIS_WEBHOOK_BACKOFF_MAX: float = env.float("MISIS_WEBHOOK_BACKOFF_MAX", default=300.0)
+MISIS_WEBHOOK_GIVE_UP: float = env.float("MISIS_WEBHOOK_GIVE_UP", default=3600.0)
 # mqtt://user:pass@host:1883 (or mqtts://): every event is also published there, QoS 1.
-MISIS_MQTT_URL = env("MISIS_MQTT_URL", default="")
+MISIS_MQTT_URL: str = env("MISIS_MQTT_URL", default="")
 
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {
