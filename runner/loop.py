@@ -12,25 +12,23 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from datetime import datetime
 from typing import NoReturn
 
-import numpy as np
 from django.conf import settings
 from django.db import close_old_connections
 
 from inference.backends.base import DetectOptions
 from inference.client import Detection, InferenceClient
-from inference.preprocess import Letterbox, letterbox
+from inference.preprocess import letterbox
 from misis import metrics
 from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
+from runner.sampling import SampledFrame, Sampler
 from runner.sources import Frame, SourceError, VideoSource
 from scenarios import services
 from scenarios.control import stop_requested
-from scenarios.models import Status
+from scenarios.models import Status, StopReason
 from scenarios.params import Params
 from scenarios.preview import PreviewWriter
 
@@ -59,7 +57,13 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
         return
     try:
         with scenario_context(scenario_id):
-            ScenarioRunner(scenario_id, epoch, lease).run()
+            claim = services.runner_claim(
+                scenario_id=scenario_id, epoch=epoch, runner=services.runner_identity()
+            )
+            if claim is None:
+                logger.info("scenario %s: nothing to run for epoch %s", scenario_id, epoch)
+                return
+            ScenarioRunner(scenario_id, epoch, lease, claim).run()
     except Stop:
         pass
     except LeaseLost as exc:
@@ -78,79 +82,41 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
         close_old_connections()
 
 
-@dataclass(frozen=True)
-class _Tag:
-    index: int
-    pts: float
-    captured_at: datetime
-    width: int
-    height: int
-    letterbox: Letterbox | None
-    image: np.ndarray  # the source frame, for the preview
-
-
-class Sampler:
-    """Which frames to analyse: every frame, or ``target_fps`` of them by source time."""
-
-    def __init__(self, target_fps: float | None) -> None:
-        self.period = 1.0 / target_fps if target_fps else 0.0
-        self.next_pts: float | None = None
-
-    def take(self, pts: float) -> bool:
-        if not self.period:
-            return True
-        if self.next_pts is None or pts + 1e-6 >= self.next_pts:
-            base = pts if self.next_pts is None else self.next_pts
-            self.next_pts = max(base + self.period, pts)
-            return True
-        return False
-
-
 class ScenarioRunner:
-    def __init__(self, scenario_id: str, epoch: int, lease: Lease) -> None:
+    """One claimed (scenario, epoch): open the source, then loop until a ``Stop``.
+
+    Each turn of the loop: stop?  next frame -> sample -> submit;  publish if due;  collect.
+    """
+
+    def __init__(self, scenario_id: str, epoch: int, lease: Lease, claim: services.Claim) -> None:
         self.scenario_id = scenario_id
         self.epoch = epoch
         self.lease = lease
+        self.claim = claim
+        self.params = Params.from_dict(claim.params)
+        self.source = VideoSource(claim.source, start_frame=claim.next_frame, loop=self.params.loop)
+        self.sampler = Sampler(self.params.target_fps)
+        self.options = DetectOptions(
+            confidence=self.params.confidence, classes=self.params.classes, imgsz=self.params.imgsz
+        )
+        self.client = InferenceClient(max_in_flight=settings.MISIS_MAX_IN_FLIGHT)
+        self.feed: FileFeed | LatestFrameFeed | None = None  # once the source is open
         self.rows: list[services.PredictionRow] = []
-        self.feed: FileFeed | LatestFrameFeed | None = None
         self.dropped_reported = 0
         self.reconnects_reported = 0
-        self.read_reported = 0  # frame index up to which frames_read was counted
-        self.source: VideoSource | None = None
+        self.read_reported = claim.next_frame  # frame index up to which frames_read was counted
         self.preview = PreviewWriter(scenario_id)
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
+        self.next_stop_check = 0.0
 
     # --- life cycle -----------------------------------------------------------------------
     def run(self) -> None:
-        claim = services.runner_claim(
-            scenario_id=self.scenario_id, epoch=self.epoch, runner=services.runner_identity()
-        )
-        if claim is None:
-            logger.info("scenario %s: nothing to run for epoch %s", self.scenario_id, self.epoch)
-            return
-        if claim.status in _SHUTDOWN:
-            self.finish("requested")
-        self.params = Params.from_dict(claim.params)
-        self.source = VideoSource(claim.source, start_frame=claim.next_frame, loop=self.params.loop)
-        self.read_reported = claim.next_frame
+        if self.claim.status in _SHUTDOWN:
+            self.finish(StopReason.REQUESTED)
         self.open_source()
         try:
-            status = services.runner_activate(
-                scenario_id=self.scenario_id,
-                epoch=self.epoch,
-                frames_total=self.source.frames_total,
-                live=self.source.live,
-            )
-            if status in _SHUTDOWN:
-                self.finish("requested")
-            logger.info(
-                "scenario %s: active on %s (epoch %s) from frame %s",
-                self.scenario_id,
-                services.runner_identity(),
-                self.epoch,
-                claim.next_frame,
-            )
+            self.activate()
             self.loop()
         finally:
             if self.feed is None:  # a feed closes its source itself, from its reader thread
@@ -168,11 +134,28 @@ class ScenarioRunner:
                     "scenario %s: open failed (%d/%d): %s", self.scenario_id, attempt, retries, exc
                 )
                 if attempt == retries:
-                    self.finish("error", error=str(exc))
+                    self.finish(StopReason.ERROR, error=str(exc))
                 self.publish()  # keeps the heartbeat, and notices a stop
                 time.sleep(min(2.0 ** (attempt - 1), 5.0))
 
-    def finish(self, reason: str, error: str | None = None) -> NoReturn:
+    def activate(self) -> None:
+        status = services.runner_activate(
+            scenario_id=self.scenario_id,
+            epoch=self.epoch,
+            frames_total=self.source.frames_total,
+            live=self.source.live,
+        )
+        if status in _SHUTDOWN:
+            self.finish(StopReason.REQUESTED)
+        logger.info(
+            "scenario %s: active on %s (epoch %s) from frame %s",
+            self.scenario_id,
+            services.runner_identity(),
+            self.epoch,
+            self.claim.next_frame,
+        )
+
+    def finish(self, reason: StopReason, error: str | None = None) -> NoReturn:
         services.runner_finish(
             scenario_id=self.scenario_id, epoch=self.epoch, reason=reason, error=error
         )
@@ -180,102 +163,103 @@ class ScenarioRunner:
 
     # --- the frame loop -------------------------------------------------------------------
     def loop(self) -> None:
-        assert self.source is not None
-        feed = open_feed(
+        feed = self.feed = open_feed(
             self.source,
             scenario_id=self.scenario_id,
             reconnect_timeout=self.params.reconnect_timeout,
         )
-        self.feed = feed
-        # A file keeps frames queued at the detector so it never idles between them; a live
-        # source sends one at a time, so each prediction is about the newest frame.
-        client = InferenceClient(
-            max_in_flight=1 if isinstance(feed, LatestFrameFeed) else settings.MISIS_MAX_IN_FLIGHT
-        )
-        sampler = Sampler(self.params.target_fps)
-        options = DetectOptions(
-            confidence=self.params.confidence, classes=self.params.classes, imgsz=self.params.imgsz
-        )
-        next_stop_check = 0.0
-        beat = settings.MISIS_HEARTBEAT_INTERVAL
+        if isinstance(feed, LatestFrameFeed):
+            # A file keeps frames queued at the detector so it never idles between them; a
+            # live source sends one at a time, so each prediction is about the newest frame.
+            self.client.max_in_flight = 1
         try:
             while True:
-                now = time.monotonic()
-                if WORKER_STOPPING.is_set():
-                    self.publish(frontier=self.frontier(client))
-                    services.runner_handoff(scenario_id=self.scenario_id, epoch=self.epoch)
-                    raise Stop
-                if now >= next_stop_check:
-                    next_stop_check = now + STOP_CHECK_INTERVAL
-                    if stop_requested(self.scenario_id, self.epoch):
-                        self.publish(frontier=self.frontier(client))
-                        self.finish("requested")
-
-                took = False
-                if not feed.ended and not client.full:
-                    idle = not client.in_flight and not self.rows
-                    try:
-                        frame = feed.next_frame(timeout=0.05 if idle else 0.0)
-                    except SourceError as exc:
-                        self.fail(exc, client)
-                    if frame is not None:
-                        took = True
-                        if sampler.take(frame.pts):
-                            image, box = letterbox(frame.image, self.params.imgsz)
-                            client.submit(image, options, tag=self._tag(frame, box))
-                # Publish after the next frame is on its way, so the write overlaps inference.
-                since = time.monotonic() - self.last_publish
-                if (
-                    len(self.rows) >= settings.MISIS_PUBLISH_BATCH
-                    or (self.rows and since >= settings.MISIS_PUBLISH_INTERVAL)
-                    or since >= beat
-                ):
-                    self.publish(frontier=self.frontier(client))
-                if client.in_flight:
-                    # Block only when there is nothing else to do: pipeline full or no frame.
-                    wait = 0.0 if took and not client.full else min(STOP_CHECK_INTERVAL, beat)
-                    result = client.collect(wait)
-                    if result is not None:
-                        self.rows.append(self._row(*result))
-                elif feed.ended:
-                    self.publish(frontier=self.source.next_index)
-                    self.finish("end_of_stream")
+                self._turn(feed)
         finally:
             feed.close()
 
-    def fail(self, exc: SourceError, client: InferenceClient) -> NoReturn:
+    def _turn(self, feed: FileFeed | LatestFrameFeed) -> None:
+        """One pass: every step either returns quickly or raises ``Stop`` to leave the loop."""
+        self._handle_stop()
+        frame = self._next_frame(feed)
+        if frame is not None and self.sampler.take(frame.pts):
+            self._submit(frame)
+        # Publish after the next frame is on its way, so the write overlaps inference.
+        self._maybe_publish()
+        self._collect(took=frame is not None)
+        if feed.ended and not self.client.in_flight:
+            self.publish(frontier=self.source.next_index)
+            self.finish(StopReason.END_OF_STREAM)
+
+    def _handle_stop(self) -> None:
+        """Hand over when the worker shuts down; finish when the scenario's stop is flagged."""
+        if WORKER_STOPPING.is_set():
+            self.publish(frontier=self.frontier())
+            services.runner_handoff(scenario_id=self.scenario_id, epoch=self.epoch)
+            raise Stop
+        if self._stop_flagged():
+            self.publish(frontier=self.frontier())
+            self.finish(StopReason.REQUESTED)
+
+    def _stop_flagged(self) -> bool:
+        """The stop flag in Redis, read at most every STOP_CHECK_INTERVAL."""
+        now = time.monotonic()
+        if now < self.next_stop_check:
+            return False
+        self.next_stop_check = now + STOP_CHECK_INTERVAL
+        return stop_requested(self.scenario_id, self.epoch)
+
+    def _next_frame(self, feed: FileFeed | LatestFrameFeed) -> Frame | None:
+        """A frame if the pipeline has room; waits briefly only when nothing else is pending."""
+        if feed.ended or self.client.full:
+            return None
+        idle = not self.client.in_flight and not self.rows
+        try:
+            return feed.next_frame(timeout=0.05 if idle else 0.0)
+        except SourceError as exc:
+            self.fail(exc)
+
+    def _submit(self, frame: Frame) -> None:
+        image, box = letterbox(frame.image, self.params.imgsz)
+        self.client.submit(image, self.options, tag=SampledFrame.of(frame, box))
+
+    def _maybe_publish(self) -> None:
+        """Publish a full batch, rows older than the interval, or a heartbeat that is due."""
+        since = time.monotonic() - self.last_publish
+        if (
+            len(self.rows) >= settings.MISIS_PUBLISH_BATCH
+            or (self.rows and since >= settings.MISIS_PUBLISH_INTERVAL)
+            or since >= settings.MISIS_HEARTBEAT_INTERVAL
+        ):
+            self.publish(frontier=self.frontier())
+
+    def _collect(self, *, took: bool) -> None:
+        """Take the oldest result if ready; block only when there is nothing else to do."""
+        if not self.client.in_flight:
+            return
+        full_or_idle = not took or self.client.full
+        wait = min(STOP_CHECK_INTERVAL, settings.MISIS_HEARTBEAT_INTERVAL) if full_or_idle else 0.0
+        result = self.client.collect(wait)
+        if result is not None:
+            self.rows.append(self._row(*result))
+
+    def fail(self, exc: SourceError) -> NoReturn:
         """The source is gone for good: publish what is done, end ``inactive`` with the error."""
         logger.error("scenario %s: source failed: %s", self.scenario_id, exc)
-        self.publish(frontier=self.frontier(client))
-        self.finish("error", error=str(exc))
+        self.publish(frontier=self.frontier())
+        self.finish(StopReason.ERROR, error=str(exc))
 
-    def _row(self, tag: _Tag, det: Detection) -> services.PredictionRow:
+    def _row(self, sampled: SampledFrame, det: Detection) -> services.PredictionRow:
         self.done_times.append(time.monotonic())
-        boxes = (
-            det.boxes if tag.letterbox is None else [tag.letterbox.to_source(b) for b in det.boxes]
-        )
-        self.preview.offer(tag.image, boxes)
-        return services.PredictionRow(
-            frame_index=tag.index,
-            pts=tag.pts,
-            captured_at=tag.captured_at,
-            width=tag.width,
-            height=tag.height,
-            inference_ms=det.inference_ms,
-            boxes=boxes,
-        )
+        boxes = sampled.source_boxes(det)
+        self.preview.offer(sampled.image, boxes)
+        return sampled.row(det, boxes)
 
-    def frontier(self, client: InferenceClient) -> int:
+    def frontier(self) -> int:
         """Frames below this index are published or skipped: a restart resumes here."""
-        assert self.source is not None
-        if client.in_flight:
-            return int(client.in_flight[0][1].index)
+        if self.client.in_flight:
+            return int(self.client.in_flight[0][1].index)
         return self.source.next_index
-
-    @staticmethod
-    def _tag(frame: Frame, box: Letterbox | None) -> _Tag:
-        h, w = frame.image.shape[:2]
-        return _Tag(frame.index, frame.pts, frame.captured_at, w, h, box, frame.image)
 
     def fps(self) -> float:
         t = self.done_times
@@ -283,6 +267,7 @@ class ScenarioRunner:
             return 0.0
         return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
 
+    # --- publishing -----------------------------------------------------------------------
     def publish(self, frontier: int | None = None) -> None:
         """Renew the lease, then write pending rows and the heartbeat; fenced by epoch."""
         self.lease.renew()
@@ -298,8 +283,18 @@ class ScenarioRunner:
             stream=self.feed.status() if self.feed is not None else None,
             reconnects=reconnects - self.reconnects_reported,
         )
+        self._record_metrics(dropped)
         self.reconnects_reported = reconnects
-        read = self.source.next_index if self.source is not None else self.read_reported
+        self.dropped_reported = dropped
+        self.rows = []
+        # Hand the database connection back to the process's pool until the next publish.
+        close_old_connections()
+        self.last_publish = time.monotonic()
+        if status in _SHUTDOWN:
+            self.finish(StopReason.REQUESTED)
+
+    def _record_metrics(self, dropped: int) -> None:
+        read = self.source.next_index
         metrics.record(
             {
                 "frames_read": read - self.read_reported,
@@ -308,10 +303,3 @@ class ScenarioRunner:
             }
         )
         self.read_reported = read
-        self.dropped_reported = dropped
-        self.rows = []
-        # Hand the database connection back to the process's pool until the next publish.
-        close_old_connections()
-        self.last_publish = time.monotonic()
-        if status in _SHUTDOWN:
-            self.finish("requested")
