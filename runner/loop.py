@@ -28,11 +28,11 @@ from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.sources import Frame, SourceError, VideoSource
-from scenarios import services
 from scenarios.control import stop_requested
 from scenarios.models import Status
 from scenarios.params import Params
 from scenarios.preview import PreviewWriter
+from scenarios.services import runner_writes as services
 
 logger = logging.getLogger(__name__)
 

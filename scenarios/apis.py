@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scenarios import selectors, services
+from scenarios import selectors
 from scenarios.models import Status
 from scenarios.serializers import (
     ConflictSerializer,
@@ -23,6 +23,7 @@ from scenarios.serializers import (
     ScenarioCreateSerializer,
     ScenarioSerializer,
 )
+from scenarios.services import commands
 
 # --- OpenAPI documentation (drf-spectacular); the views' behaviour does not depend on it -------
 
@@ -90,7 +91,7 @@ class ScenarioCreateApi(APIView):
             raise ValidationError({"non_field_errors": ["body must be a JSON object"]})
         data = ScenarioCreateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        scenario = services.scenario_create(owner=request.user, **data.validated_data)
+        scenario = commands.scenario_create(owner=request.user, **data.validated_data)
         return Response(ScenarioSerializer(scenario).data, status=http.HTTP_201_CREATED)
 
 
@@ -135,9 +136,9 @@ class ScenarioDetailApi(APIView):
         data = ScenarioCommandSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if data.validated_data["status"] == Status.INIT_SHUTDOWN:
-            scenario, changed = services.scenario_request_stop(scenario_id=scenario.pk)
+            scenario, changed = commands.scenario_request_stop(scenario_id=scenario.pk)
         else:
-            scenario, changed = services.scenario_request_start(scenario_id=scenario.pk)
+            scenario, changed = commands.scenario_request_start(scenario_id=scenario.pk)
         return Response(
             ScenarioSerializer(scenario).data,
             status=http.HTTP_202_ACCEPTED if changed else http.HTTP_200_OK,

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from scenarios import services
 from scenarios.models import Prediction, Scenario, Status
+from scenarios.services import commands
 
 PATH_TO = {
     Status.INIT_STARTUP: [],
@@ -30,7 +30,7 @@ def make_scenario(
     """A scenario created by the service (with its outbox row), then walked to ``status``."""
     if owner is None:
         owner, _ = get_user_model().objects.get_or_create(username="factory")
-    scenario = services.scenario_create(owner=owner, source=source, params=params)
+    scenario = commands.scenario_create(owner=owner, source=source, params=params)
     for step in PATH_TO[Status(status)]:
         getattr(scenario, step)()
     scenario.save()

@@ -21,8 +21,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from scenarios import services
 from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status
+from scenarios.services import commands
 from tests.conftest import queued
 from tests.factories import PATH_TO
 
@@ -64,7 +64,7 @@ def same_answer(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def make_scenario(owner: Any, status: str = Status.INIT_STARTUP, **fields: Any) -> Scenario:
     """A scenario made by the create service (with its START outbox row), walked to ``status``."""
-    scenario = services.scenario_create(owner=owner, source="short.mp4", name="cam")
+    scenario = commands.scenario_create(owner=owner, source="short.mp4", name="cam")
     for step in PATH_TO[status]:
         getattr(scenario, step)()
     for name, value in fields.items():

@@ -18,9 +18,9 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.test import APIClient
 
 from runner.sources import SourceError, resolve_local
+from sources import storage
 from sources.storage import ObjectStorageError, presigned_url, s3_configured
 from tests.media_servers.s3_fixtures import S3Server, free_ports
-from sources import storage
 from videos.services import NOT_A_VIDEO, UPLOAD_PREFIX
 
 pytestmark = pytest.mark.django_db
