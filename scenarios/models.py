@@ -30,7 +30,9 @@ class StopReason(models.TextChoices):
 
 RUNNING_STATUSES = (Status.IN_STARTUP_PROCESSING, Status.ACTIVE)
 STARTING_STATUSES = (Status.INIT_STARTUP, Status.IN_STARTUP_PROCESSING, Status.ACTIVE)
-STOPPING_STATUSES = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING, Status.INACTIVE)
+# A stop is under way: the runner, if any, is flushing and leaving.
+SHUTTING_DOWN_STATUSES = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING)
+STOPPING_STATUSES = (*SHUTTING_DOWN_STATUSES, Status.INACTIVE)
 
 
 class Scenario(models.Model):

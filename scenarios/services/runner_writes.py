@@ -18,7 +18,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from misis.lease import LeaseLost
-from scenarios.models import RUNNING_STATUSES, Prediction, Scenario, Status, StopReason
+from scenarios.models import (
+    RUNNING_STATUSES,
+    SHUTTING_DOWN_STATUSES,
+    Prediction,
+    Scenario,
+    Status,
+    StopReason,
+)
 from scenarios.services.transitions import finish, next_deadline
 from scenarios.services.watchdog import restart
 from scenarios.streams import StreamStatus
@@ -51,10 +58,7 @@ def runner_claim(*, scenario_id: object, epoch: int, runner: str) -> Claim | Non
     scenario = Scenario.objects.select_for_update().filter(pk=scenario_id).first()
     if scenario is None or scenario.epoch != epoch:
         return None
-    if scenario.status not in RUNNING_STATUSES and scenario.status not in (
-        Status.INIT_SHUTDOWN,
-        Status.IN_SHUTDOWN_PROCESSING,
-    ):
+    if scenario.status not in (*RUNNING_STATUSES, *SHUTTING_DOWN_STATUSES):
         return None
     scenario.runner = runner
     scenario.heartbeat_at = timezone.now()
@@ -152,13 +156,13 @@ def runner_publish(
 
 @transaction.atomic
 def runner_finish(
-    *, scenario_id: object, epoch: int, reason: str, error: str | None = None
+    *, scenario_id: object, epoch: int, reason: StopReason, error: str | None = None
 ) -> None:
     """Walk the scenario to ``inactive`` through the state machine (end of stream, stop, error)."""
     scenario = _lock_fenced(scenario_id, epoch)
     if scenario.status == Status.INACTIVE:
         return
-    if scenario.status in (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING):
+    if scenario.status in SHUTTING_DOWN_STATUSES:
         reason = scenario.stop_reason or reason  # a requested stop stays "requested"
     finish(scenario, reason=reason, error=error)
     scenario.save()
@@ -176,7 +180,7 @@ def runner_handoff(*, scenario_id: object, epoch: int) -> None:
         restart(scenario, counts_as_failure=False)
         scenario.save()
         logger.info("scenario %s: handed off (new epoch %s)", scenario.pk, scenario.epoch)
-    elif scenario.status in (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING):
+    elif scenario.status in SHUTTING_DOWN_STATUSES:
         finish(scenario, reason=scenario.stop_reason or StopReason.REQUESTED)
         scenario.save()
 

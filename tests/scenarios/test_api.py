@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status
+from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
 from scenarios.services import commands
 from tests.conftest import queued
 from tests.factories import PATH_TO
@@ -625,7 +625,11 @@ def test_start_while_stopping_is_a_conflict(api: APIClient, user: Any, status: s
 
 def test_start_after_inactive_is_accepted_under_a_new_epoch(api: APIClient, user: Any) -> None:
     scenario = make_scenario(
-        user, Status.INACTIVE, stop_reason="error", error="cannot open source", runner="h:1"
+        user,
+        Status.INACTIVE,
+        stop_reason=StopReason.ERROR,
+        error="cannot open source",
+        runner="h:1",
     )
     epoch = scenario.epoch
 
