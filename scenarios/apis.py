@@ -15,6 +15,12 @@ from rest_framework.views import APIView
 
 from scenarios import selectors
 from scenarios.models import Status
+from scenarios.params import (
+    CONFIDENCE_RANGE,
+    IMGSZ_RANGE,
+    RECONNECT_TIMEOUT_RANGE,
+    TARGET_FPS_RANGE,
+)
 from scenarios.serializers import (
     ConflictSerializer,
     ErrorSerializer,
@@ -52,9 +58,9 @@ NOT_FOUND = OpenApiResponse(
     ErrorSerializer, description="No such scenario, or it belongs to another user."
 )
 PARAMS_HELP = (
-    "`params` (all optional): `target_fps` (0, 240], `confidence` [0, 1], `classes` (list of"
-    " labels), `imgsz` [32, 4096], `loop` (bool), `reconnect_timeout` seconds (0, 86400]."
-    " Unknown params are refused."
+    f"`params` (all optional): `target_fps` {TARGET_FPS_RANGE}, `confidence` {CONFIDENCE_RANGE},"
+    f" `classes` (list of labels), `imgsz` {IMGSZ_RANGE}, `loop` (bool), `reconnect_timeout`"
+    f" seconds {RECONNECT_TIMEOUT_RANGE}. Unknown params are refused."
 )
 
 
