@@ -149,6 +149,19 @@ class OutboxMessage(models.Model):
         return f"{self.kind} {self.scenario_id} epoch {self.epoch}"
 
 
+# The fields of one result, in the API's order: the runner's PredictionRow, what it writes, the
+# page SQL (selectors) and PredictionSerializer all carry exactly these.
+PREDICTION_FIELDS = (
+    "frame_index",
+    "pts",
+    "captured_at",
+    "width",
+    "height",
+    "inference_ms",
+    "boxes",
+)
+
+
 class Prediction(models.Model):
     """One analysed frame. ``(scenario, frame_index)`` is unique: a frame is published once."""
 

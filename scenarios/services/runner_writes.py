@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from misis.lease import LeaseLost
 from scenarios.models import (
+    PREDICTION_FIELDS,
     RUNNING_STATUSES,
     SHUTTING_DOWN_STATUSES,
     Prediction,
@@ -92,6 +93,8 @@ def runner_activate(
 
 @dataclass(frozen=True)
 class PredictionRow:
+    """One result as the runner publishes it: the fields of PREDICTION_FIELDS."""
+
     frame_index: int
     pts: float
     captured_at: datetime
@@ -126,13 +129,7 @@ def runner_publish(
                 Prediction(
                     scenario_id=scenario.pk,
                     epoch=epoch,
-                    frame_index=r.frame_index,
-                    pts=r.pts,
-                    captured_at=r.captured_at,
-                    width=r.width,
-                    height=r.height,
-                    inference_ms=r.inference_ms,
-                    boxes=r.boxes,
+                    **{name: getattr(r, name) for name in PREDICTION_FIELDS},
                 )
                 for r in rows
             ]

@@ -21,7 +21,15 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
+from scenarios.models import (
+    PREDICTION_FIELDS,
+    OutboxKind,
+    OutboxMessage,
+    Prediction,
+    Scenario,
+    Status,
+    StopReason,
+)
 from scenarios.services import commands
 from tests.conftest import queued
 from tests.factories import PATH_TO
@@ -46,7 +54,7 @@ SCENARIO_FIELDS = {
     "error",
 }
 PAGE_FIELDS = {"scenario_id", "status", "next", "results"}
-RESULT_FIELDS = {"frame_index", "pts", "captured_at", "width", "height", "inference_ms", "boxes"}
+RESULT_FIELDS = set(PREDICTION_FIELDS)
 BOX_FIELDS = {"label", "class_id", "confidence", "x1", "y1", "x2", "y2"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -11,7 +12,16 @@ from django.utils import timezone
 
 from misis.lease import Lease, LeaseLost
 from scenarios.control import stop_requested
-from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
+from scenarios.models import (
+    PREDICTION_FIELDS,
+    OutboxKind,
+    OutboxMessage,
+    Prediction,
+    Scenario,
+    Status,
+    StopReason,
+)
+from scenarios.serializers import PredictionSerializer
 from scenarios.services import commands, outbox, runner_writes, watchdog
 from tests.conftest import queued
 from tests.factories import make_scenario
@@ -157,6 +167,20 @@ def test_publish_is_fenced_by_epoch(user: object) -> None:
     assert scenario.next_frame == 2
     assert scenario.frames_processed == 2
     assert list(Prediction.objects.values_list("frame_index", flat=True)) == [0, 1]
+
+
+def test_a_published_row_is_stored_field_for_field(user: object) -> None:
+    # PredictionRow, the stored row and the API's result carry the one list of fields.
+    assert tuple(f.name for f in dataclasses.fields(runner_writes.PredictionRow)) == (
+        PREDICTION_FIELDS
+    )
+    assert tuple(PredictionSerializer().fields) == PREDICTION_FIELDS
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    sent = dataclasses.replace(row(7), inference_ms=12.5, boxes=[{"label": "person"}])
+    runner_writes.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[sent], next_frame=8)
+    stored = Prediction.objects.get()
+    assert {name: getattr(stored, name) for name in PREDICTION_FIELDS} == dataclasses.asdict(sent)
+    assert (stored.scenario_id, stored.epoch) == (scenario.pk, 1)
 
 
 def test_watchdog_restarts_then_gives_up(user: object, settings) -> None:
