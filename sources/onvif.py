@@ -95,11 +95,6 @@ def parse_onvif(source: str) -> OnvifSource:
     )
 
 
-def validate_onvif_source(source: str) -> None:
-    """Raise ValueError for a malformed onvif:// source (for the API serializer)."""
-    parse_onvif(source)
-
-
 def resolve_stream_uri(
     source: str, *, timeout: float = 10.0, check_url: Callable[[str], None] | None = None
 ) -> str:

@@ -50,8 +50,6 @@ def _watchdog_one(scenario_id: object) -> bool:
     if scenario.failed_restarts >= settings.MISIS_MAX_RESTARTS:
         msg = f"runner failed {scenario.failed_restarts} times in a row; giving up"
         logger.error("scenario %s: %s", scenario.pk, msg)
-        scenario.request_shutdown()
-        scenario.begin_shutdown()
         finish(scenario, reason=StopReason.ERROR, error=msg)
         scenario.save()
         return True
