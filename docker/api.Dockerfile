@@ -22,8 +22,7 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=misis.settings.production \
-    MISIS_VIDEO_ROOT=/data/videos \
-    MISIS_MEDIA_ROOT=/data/media
+    MISIS_VIDEO_ROOT=/data/videos
 # libglib2.0-0: OpenCV (headless) loads GLib's thread helpers on some builds; no libGL needed.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libglib2.0-0 \
@@ -38,8 +37,8 @@ COPY . /app
 RUN DJANGO_SETTINGS_MODULE=misis.settings.base DJANGO_SECRET_KEY=collectstatic-only \
        python manage.py collectstatic --no-input -v 0 \
     && python -m compileall -q /app \
-    && mkdir -p /app/.run /data/videos /data/media \
-    && chown misis:misis /app/.run /data/videos /data/media
+    && mkdir -p /app/.run /data/videos \
+    && chown misis:misis /app/.run /data/videos
 USER misis
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \

@@ -30,7 +30,6 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=misis.settings.production \
     MISIS_VIDEO_ROOT=/data/videos \
-    MISIS_MEDIA_ROOT=/data/media \
     MISIS_WORKER_NAME=inference \
     MISIS_DEVICE=cuda:0 \
     NVIDIA_VISIBLE_DEVICES=all \
@@ -49,8 +48,8 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY . /app
 RUN python -m compileall -q /app \
-    && mkdir -p /app/.run/ultralytics /app/.run/matplotlib /data/videos /data/media /models \
-    && chown -R misis:misis /app/.run /data/videos /data/media /models
+    && mkdir -p /app/.run/ultralytics /app/.run/matplotlib /data/videos /models \
+    && chown -R misis:misis /app/.run /data/videos /models
 USER misis
 # Loading torch and the weights, then a warm-up batch, takes a while before the first ping.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=180s --retries=3 \

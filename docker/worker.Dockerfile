@@ -26,7 +26,6 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=misis.settings.production \
     MISIS_VIDEO_ROOT=/data/videos \
-    MISIS_MEDIA_ROOT=/data/media \
     MISIS_WORKER_NAME=runner \
     MISIS_RUNNER_CONCURRENCY=64
 # libglib2.0-0: OpenCV (headless) loads GLib's thread helpers on some builds; no libGL needed.
@@ -40,8 +39,8 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY . /app
 RUN python -m compileall -q /app \
-    && mkdir -p /app/.run /data/videos /data/media \
-    && chown misis:misis /app/.run /data/videos /data/media
+    && mkdir -p /app/.run /data/videos \
+    && chown misis:misis /app/.run /data/videos
 USER misis
 # Pings the Celery node $MISIS_WORKER_NAME@<hostname> (`celery -A misis inspect ping -d ...`);
 # beat answers no pings: its service overrides this with `healthcheck.py beat`.

@@ -89,7 +89,6 @@ class Batcher:
                 {
                     "boxes": [b.as_dict() for b in boxes],
                     "inference_ms": round(elapsed_ms, 2),
-                    "batch": len(requests),
                 }
             )
             pipe.rpush(req.reply_key, body)

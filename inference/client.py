@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 class Detection:
     boxes: list[dict[str, Any]]
     inference_ms: float
-    batch_size: int
 
 
 class InferenceClient:
@@ -72,6 +71,4 @@ class InferenceClient:
             return None
         self.in_flight.popleft()
         body = json.loads(as_bytes(raw))
-        return tag, Detection(
-            boxes=body["boxes"], inference_ms=body["inference_ms"], batch_size=body["batch"]
-        )
+        return tag, Detection(boxes=body["boxes"], inference_ms=body["inference_ms"])

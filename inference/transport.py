@@ -11,7 +11,7 @@ import json
 import struct
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,6 @@ class Request:
     options: DetectOptions
     expires_at: float
     client: str = ""  # which runner loop sent it; the batcher counts them
-    submitted_at: float = field(default_factory=time.time)
 
     @property
     def reply_key(self) -> str:
@@ -61,7 +60,6 @@ def encode_request(req: Request) -> bytes:
             "imgsz": req.options.imgsz,
             "expires_at": req.expires_at,
             "client": req.client,
-            "submitted_at": req.submitted_at,
         }
     ).encode()
     return b"".join((_LEN.pack(len(header)), header, image.data.cast("B")))
@@ -82,5 +80,4 @@ def decode_request(payload: bytes) -> Request:
         ),
         expires_at=header["expires_at"],
         client=header["client"],
-        submitted_at=header["submitted_at"],
     )

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from misis import metrics
 from runner.sources import Frame, SourceError, VideoSource
+from scenarios.params import DEFAULT_RECONNECT_TIMEOUT
 from scenarios.streams import StreamStatus
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,10 @@ class LatestFrameFeed:
 
 
 def open_feed(
-    source: VideoSource, *, scenario_id: str = "", reconnect_timeout: float = 60.0
+    source: VideoSource,
+    *,
+    scenario_id: str = "",
+    reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
 ) -> FileFeed | LatestFrameFeed:
     """Live sources and looping files (which stand in for cameras) drop stale frames."""
     if source.live or source.loop:

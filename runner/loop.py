@@ -26,11 +26,11 @@ from misis.logs import scenario_context
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.sampling import SampledFrame, Sampler
 from runner.sources import Frame, SourceError, VideoSource
-from scenarios import services
 from scenarios.control import stop_requested
-from scenarios.models import Status, StopReason
+from scenarios.models import SHUTTING_DOWN_STATUSES, StopReason
 from scenarios.params import Params
 from scenarios.preview import PreviewWriter
+from scenarios.services import runner_writes as services
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 WORKER_STOPPING = threading.Event()
 
 STOP_CHECK_INTERVAL = 0.05
-_SHUTDOWN = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING)
+_SHUTDOWN = SHUTTING_DOWN_STATUSES
 
 
 class Stop(Exception):

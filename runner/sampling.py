@@ -11,7 +11,7 @@ import numpy as np
 from inference.client import Detection
 from inference.preprocess import Letterbox
 from runner.sources import Frame
-from scenarios import services
+from scenarios.services import runner_writes as services
 
 
 class Sampler:

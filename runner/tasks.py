@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from runner import loop
-from scenarios.services import RUN_SCENARIO_TASK
+from scenarios.services.outbox import RUN_SCENARIO_TASK
 
 
 @shared_task(name=RUN_SCENARIO_TASK, ignore_result=True, acks_late=False)

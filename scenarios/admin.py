@@ -8,8 +8,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from scenarios import services
 from scenarios.models import OutboxMessage, Prediction, Scenario
+from scenarios.services import commands
 from sources.redact import redact
 
 
@@ -82,8 +82,8 @@ class ScenarioAdmin(admin.ModelAdmin[Scenario]):
         started = refused = 0
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                started += services.scenario_request_start(scenario_id=pk)[1]
-            except (services.TransitionRefused, services.QuotaExceeded):
+                started += commands.scenario_request_start(scenario_id=pk)[1]
+            except (commands.TransitionRefused, commands.QuotaExceeded):
                 refused += 1
         self.message_user(request, f"{started} started, {refused} refused", messages.INFO)
 
@@ -91,7 +91,7 @@ class ScenarioAdmin(admin.ModelAdmin[Scenario]):
     def stop_scenarios(self, request: HttpRequest, queryset: QuerySet[Scenario]) -> None:
         stopped = 0
         for pk in queryset.order_by("pk").values_list("pk", flat=True):
-            stopped += services.scenario_request_stop(scenario_id=pk)[1]
+            stopped += commands.scenario_request_stop(scenario_id=pk)[1]
         self.message_user(request, f"{stopped} stopping", messages.INFO)
 
 

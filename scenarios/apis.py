@@ -15,8 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scenarios import selectors, services
+from scenarios import selectors
 from scenarios.models import Status
+from scenarios.params import (
+    CONFIDENCE_RANGE,
+    IMGSZ_RANGE,
+    RECONNECT_TIMEOUT_RANGE,
+    TARGET_FPS_RANGE,
+)
 from scenarios.serializers import (
     ConflictSerializer,
     ErrorSerializer,
@@ -25,6 +31,7 @@ from scenarios.serializers import (
     ScenarioCreateSerializer,
     ScenarioSerializer,
 )
+from scenarios.services import commands
 
 
 def _authenticated(request: Request) -> User:
@@ -68,9 +75,9 @@ THROTTLED = OpenApiResponse(
 )
 TOO_LARGE = OpenApiResponse(ErrorSerializer, description="JSON body over MISIS_JSON_MAX_BYTES.")
 PARAMS_HELP = (
-    "`params` (all optional): `target_fps` (0, 240], `confidence` [0, 1], `classes` (list of"
-    " labels), `imgsz` [32, 4096], `loop` (bool), `reconnect_timeout` seconds (0, 86400]."
-    " Unknown params are refused."
+    f"`params` (all optional): `target_fps` {TARGET_FPS_RANGE}, `confidence` {CONFIDENCE_RANGE},"
+    f" `classes` (list of labels), `imgsz` {IMGSZ_RANGE}, `loop` (bool), `reconnect_timeout`"
+    f" seconds {RECONNECT_TIMEOUT_RANGE}. Unknown params are refused."
 )
 
 
@@ -109,7 +116,7 @@ class ScenarioCreateApi(APIView):
             raise ValidationError({"non_field_errors": ["body must be a JSON object"]})
         data = ScenarioCreateSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        scenario = services.scenario_create(owner=_authenticated(request), **data.validated_data)
+        scenario = commands.scenario_create(owner=_authenticated(request), **data.validated_data)
         return Response(ScenarioSerializer(scenario).data, status=http.HTTP_201_CREATED)
 
 
@@ -156,9 +163,9 @@ class ScenarioDetailApi(APIView):
         data = ScenarioCommandSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if data.validated_data["status"] == Status.INIT_SHUTDOWN:
-            scenario, changed = services.scenario_request_stop(scenario_id=scenario.pk)
+            scenario, changed = commands.scenario_request_stop(scenario_id=scenario.pk)
         else:
-            scenario, changed = services.scenario_request_start(scenario_id=scenario.pk)
+            scenario, changed = commands.scenario_request_start(scenario_id=scenario.pk)
         return Response(
             ScenarioSerializer(scenario).data,
             status=http.HTTP_202_ACCEPTED if changed else http.HTTP_200_OK,

@@ -33,7 +33,9 @@ class StopReason(models.TextChoices):
 
 RUNNING_STATUSES = (Status.IN_STARTUP_PROCESSING, Status.ACTIVE)
 STARTING_STATUSES = (Status.INIT_STARTUP, Status.IN_STARTUP_PROCESSING, Status.ACTIVE)
-STOPPING_STATUSES = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING, Status.INACTIVE)
+# A stop is under way: the runner, if any, is flushing and leaving.
+SHUTTING_DOWN_STATUSES = (Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING)
+STOPPING_STATUSES = (*SHUTTING_DOWN_STATUSES, Status.INACTIVE)
 
 
 class Scenario(models.Model):
@@ -154,6 +156,19 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.scenario_id} epoch {self.epoch}"
+
+
+# The fields of one result, in the API's order: the runner's PredictionRow, what it writes, the
+# page SQL (selectors) and PredictionSerializer all carry exactly these.
+PREDICTION_FIELDS = (
+    "frame_index",
+    "pts",
+    "captured_at",
+    "width",
+    "height",
+    "inference_ms",
+    "boxes",
+)
 
 
 class Prediction(models.Model):

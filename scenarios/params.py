@@ -18,24 +18,67 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+@dataclass(frozen=True)
+class Range:
+    """A closed interval, or one open on the left; ``str()`` writes it as the API documents it."""
+
+    low: float
+    high: float
+    low_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low < value if self.low_open else self.low <= value
+        return above and value <= self.high
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+
+
+# Each param's range and default, defined here only: the API's checks and documentation, the
+# runner (Params) and the detector's options (inference/backends/base.py) import them.
+TARGET_FPS_RANGE = Range(0, 240, low_open=True)
+CONFIDENCE_RANGE = Range(0, 1)
+IMGSZ_RANGE = Range(32, 4096)
+RECONNECT_TIMEOUT_RANGE = Range(0, 86400, low_open=True)  # seconds
+MAX_CLASSES = 1000
+MAX_CLASS_LENGTH = 100
+
+DEFAULT_TARGET_FPS: float | None = None  # every frame
+DEFAULT_CONFIDENCE = 0.25
+DEFAULT_CLASSES: frozenset[str] | None = None  # every label
+DEFAULT_IMGSZ = 640
+DEFAULT_LOOP = False
+DEFAULT_RECONNECT_TIMEOUT = 60.0
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 # name: (check, message)
 _RULES: dict[str, tuple[Any, str]] = {
-    "target_fps": (lambda v: _number(v) and 0 < v <= 240, "a number in (0, 240]"),
-    "confidence": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "target_fps": (
+        lambda v: _number(v) and v in TARGET_FPS_RANGE,
+        f"a number in {TARGET_FPS_RANGE}",
+    ),
+    "confidence": (
+        lambda v: _number(v) and v in CONFIDENCE_RANGE,
+        f"a number in {CONFIDENCE_RANGE}",
+    ),
     "classes": (
         lambda v: (
             isinstance(v, list)
-            and len(v) <= 1000
-            and all(isinstance(c, str) and c.strip() and len(c) <= 100 for c in v)
+            and len(v) <= MAX_CLASSES
+            and all(isinstance(c, str) and c.strip() and len(c) <= MAX_CLASS_LENGTH for c in v)
         ),
         "a list of non-empty label strings",
     ),
-    "imgsz": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 4096,
-        "an integer in [32, 4096]",
-    ),
+    "imgsz": (lambda v: _integer(v) and v in IMGSZ_RANGE, f"an integer in {IMGSZ_RANGE}"),
     "loop": (lambda v: isinstance(v, bool), "true or false"),
-    "reconnect_timeout": (lambda v: _number(v) and 0 < v <= 86400, "seconds in (0, 86400]"),
+    "reconnect_timeout": (
+        lambda v: _number(v) and v in RECONNECT_TIMEOUT_RANGE,
+        f"seconds in {RECONNECT_TIMEOUT_RANGE}",
+    ),
 }
 
 
@@ -80,21 +123,22 @@ def validate_params(params: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Params:
-    target_fps: float | None = None
-    confidence: float = 0.25
-    classes: frozenset[str] | None = None
-    imgsz: int = 640
-    loop: bool = False
-    reconnect_timeout: float = 60.0
+    target_fps: float | None = DEFAULT_TARGET_FPS
+    confidence: float = DEFAULT_CONFIDENCE
+    classes: frozenset[str] | None = DEFAULT_CLASSES
+    imgsz: int = DEFAULT_IMGSZ
+    loop: bool = DEFAULT_LOOP
+    reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Params:
+        """Params from validated stored params; a missing one takes its default."""
         classes = raw.get("classes")
         return cls(
-            target_fps=raw.get("target_fps"),
-            confidence=raw.get("confidence", 0.25),
-            classes=frozenset(classes) if classes else None,
-            imgsz=raw.get("imgsz", 640),
-            loop=raw.get("loop", False),
-            reconnect_timeout=raw.get("reconnect_timeout", 60.0),
+            target_fps=raw.get("target_fps", DEFAULT_TARGET_FPS),
+            confidence=raw.get("confidence", DEFAULT_CONFIDENCE),
+            classes=frozenset(classes) if classes else DEFAULT_CLASSES,
+            imgsz=raw.get("imgsz", DEFAULT_IMGSZ),
+            loop=raw.get("loop", DEFAULT_LOOP),
+            reconnect_timeout=raw.get("reconnect_timeout", DEFAULT_RECONNECT_TIMEOUT),
         )

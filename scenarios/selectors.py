@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
-from scenarios.models import Event, Scenario
+from scenarios.models import PREDICTION_FIELDS, Event, Scenario
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
@@ -34,18 +34,20 @@ def scenario_get(*, user: AbstractBaseUser | AnonymousUser, scenario_id: object)
     return scenario
 
 
+# How a field is written in the page's JSON, where not its column as it is.
+_JSON_VALUE = {
+    "captured_at": """to_char(p.captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+}
+_RESULT = ",\n    ".join(
+    f"'{name}', {_JSON_VALUE.get(name, f'p.{name}')}" for name in PREDICTION_FIELDS
+)
+
 # The page is rendered to JSON by PostgreSQL: rows never become Python objects, which is most of
 # the cost of a 1000-row page. The inner query is one range scan of the
-# (scenario_id, frame_index) unique index.
-_PAGE_SQL = """
+# (scenario_id, frame_index) unique index. Only constant names are formatted into it.
+_PAGE_SQL = f"""
 SELECT count(*), max(p.frame_index), coalesce(json_agg(json_build_object(
-    'frame_index', p.frame_index,
-    'pts', p.pts,
-    'captured_at', to_char(p.captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-    'width', p.width,
-    'height', p.height,
-    'inference_ms', p.inference_ms,
-    'boxes', p.boxes
+    {_RESULT}
 ) ORDER BY p.frame_index), '[]')::text
 FROM (
     SELECT * FROM scenarios_prediction

@@ -1,18 +1,19 @@
 from celery import shared_task
 
-from scenarios import services
+from scenarios.services import outbox
+from scenarios.services import watchdog as watchdog_service
 
 
 @shared_task(name="scenarios.outbox_relay", ignore_result=True)
 def outbox_relay() -> int:
     """Send outbox rows the on-commit fast path missed."""
-    return services.outbox_relay()
+    return outbox.outbox_relay()
 
 
 @shared_task(name="scenarios.watchdog", ignore_result=True)
 def watchdog() -> int:
     """Restart scenarios whose runner went silent; complete stops whose runner died."""
-    return services.watchdog_sweep()
+    return watchdog_service.watchdog_sweep()
 
 
 @shared_task(name="scenarios.deliver_event", ignore_result=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from scenarios import services
 from scenarios.models import Event, Prediction, Scenario, Status
+from scenarios.services import commands
 
 PATH_TO = {
     Status.INIT_STARTUP: [],
@@ -33,7 +33,7 @@ def make_scenario(
     the real transitions; then ``fields`` (model fields: ``error``, ``runner``...) are set."""
     if owner is None:
         owner, _ = get_user_model().objects.get_or_create(username="factory")
-    scenario = services.scenario_create(owner=owner, source=source, name=name, params=params or {})
+    scenario = commands.scenario_create(owner=owner, source=source, name=name, params=params or {})
     for step in PATH_TO[Status(status)]:
         getattr(scenario, step)()
     for field, value in fields.items():

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from scenarios.params import DEFAULT_CLASSES, DEFAULT_CONFIDENCE, DEFAULT_IMGSZ
+
 
 @dataclass(frozen=True, slots=True)
 class Box:
@@ -30,9 +32,9 @@ class Box:
 class DetectOptions:
     """Per-scenario options; every frame of a batch may carry different ones."""
 
-    confidence: float = 0.25
-    classes: frozenset[str] | None = None  # labels to keep; None keeps all
-    imgsz: int = 640
+    confidence: float = DEFAULT_CONFIDENCE
+    classes: frozenset[str] | None = DEFAULT_CLASSES  # labels to keep; None keeps all
+    imgsz: int = DEFAULT_IMGSZ
 
 
 class Backend(Protocol):

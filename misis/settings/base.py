@@ -92,10 +92,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-MEDIA_ROOT = Path(env("MISIS_MEDIA_ROOT", default=str(BASE_DIR / "media")))
-MEDIA_URL = "media/"
 
 STORAGES = {
+    # Django's own; nothing of ours stores through it.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     # Uploaded videos (POST /video/): under MISIS_VIDEO_ROOT, so that the source an upload
@@ -104,7 +103,6 @@ STORAGES = {
 }
 AWS_STORAGE_BUCKET_NAME: str = env("AWS_STORAGE_BUCKET_NAME", default="")
 if AWS_STORAGE_BUCKET_NAME:
-    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
     STORAGES["videos"] = {"BACKEND": "sources.backends.VideoS3Storage"}
     AWS_S3_ENDPOINT_URL: str | None = env("AWS_S3_ENDPOINT_URL", default=None)
     AWS_S3_REGION_NAME: str | None = env("AWS_S3_REGION_NAME", default=None)

@@ -29,8 +29,8 @@ from django.db import OperationalError, connection
 from django.db.utils import InterfaceError
 
 from misis.lease import lease_holder_epoch
-from scenarios import services
 from scenarios.models import OutboxMessage, Prediction, Scenario, Status
+from scenarios.services import commands
 from testbed.stack import Stack, wait_for
 from tests.integration import faults
 
@@ -86,11 +86,11 @@ def test_chaos(live: Stack, django_user_model) -> None:
     rng = random.Random(SEED)
     owner = django_user_model.objects.create_user(username="chaos")
     files = [
-        str(services.scenario_create(owner=owner, source="long.mp4", name=f"file{i}").pk)
+        str(commands.scenario_create(owner=owner, source="long.mp4", name=f"file{i}").pk)
         for i in range(3)
     ]
     looping = str(
-        services.scenario_create(owner=owner, source="loop.mp4", params={"loop": True}).pk
+        commands.scenario_create(owner=owner, source="loop.mp4", params={"loop": True}).pk
     )
     ids = [*files, looping]
     monitor = Monitor(ids)
@@ -197,5 +197,5 @@ def test_chaos(live: Stack, django_user_model) -> None:
     ]
     print("held:", *held, sep="\n  ")
     # Leave the looping scenario stopped, and the test's connection usable for teardown.
-    db(lambda: services.scenario_request_stop(scenario_id=looping))
+    db(lambda: commands.scenario_request_stop(scenario_id=looping))
     connection.close()

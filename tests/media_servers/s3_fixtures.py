@@ -96,7 +96,6 @@ class S3Server:
         settings.MISIS_S3_BUCKETS = [settings.AWS_STORAGE_BUCKET_NAME]
         settings.STORAGES = {
             **settings.STORAGES,
-            "default": {"BACKEND": "storages.backends.s3.S3Storage"},
             "videos": {"BACKEND": "sources.backends.VideoS3Storage"},
         }
 

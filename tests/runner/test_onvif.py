@@ -25,7 +25,7 @@ from django.core.management import call_command
 
 from runner.sources import SourceError
 from sources.hosts import HostRefused, check_url
-from sources.onvif import parse_onvif, resolve_stream_uri, validate_onvif_source
+from sources.onvif import parse_onvif, resolve_stream_uri
 from testbed.media_servers.onvif_device import DIGEST, STREAM_URI, WSSE, WSU, OnvifDevice, Profile
 from testbed.processes import free_port
 from tests.media_servers.internal_host import INTERNAL_HOST, InternalHost
@@ -562,7 +562,7 @@ def test_a_denied_media_service_gets_one_answer_whatever_listens_there(
     ],
 )
 def test_valid_sources(good: str) -> None:
-    validate_onvif_source(good)
+    parse_onvif(good)
 
 
 @pytest.mark.parametrize(
@@ -586,7 +586,7 @@ def test_valid_sources(good: str) -> None:
 )
 def test_invalid_sources(bad: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason) as caught:
-        validate_onvif_source(bad)
+        parse_onvif(bad)
     assert "hunter2" not in str(caught.value)
 
 

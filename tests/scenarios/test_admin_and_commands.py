@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from scenarios import services
 from scenarios.models import OutboxMessage, Status
+from scenarios.services import runner_writes
 from tests.factories import make_scenario
 
 pytestmark = pytest.mark.django_db
@@ -60,11 +60,11 @@ def test_admin_lists_and_acts_through_services(django_user_model, client: Client
     assert (stopped.status, stopped.epoch) == (Status.INIT_STARTUP, 2)
     assert client.get("/admin/scenarios/outboxmessage/").status_code == 200
 
-    services.runner_publish(
+    runner_writes.runner_publish(
         scenario_id=running.pk,
         epoch=running.epoch,
         rows=[
-            services.PredictionRow(
+            runner_writes.PredictionRow(
                 frame_index=7,
                 pts=0.28,
                 captured_at=timezone.now(),

@@ -21,7 +21,16 @@ from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.test import APIClient
 
-from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status
+from scenarios.models import (
+    PREDICTION_FIELDS,
+    OutboxKind,
+    OutboxMessage,
+    Prediction,
+    Scenario,
+    Status,
+    StopReason,
+)
+from scenarios.services import commands
 from tests.conftest import queued
 from tests.factories import make_scenario
 
@@ -45,7 +54,7 @@ SCENARIO_FIELDS = {
     "error",
 }
 PAGE_FIELDS = {"scenario_id", "status", "next", "results"}
-RESULT_FIELDS = {"frame_index", "pts", "captured_at", "width", "height", "inference_ms", "boxes"}
+RESULT_FIELDS = set(PREDICTION_FIELDS)
 BOX_FIELDS = {"label", "class_id", "confidence", "x1", "y1", "x2", "y2"}
 
 
@@ -615,7 +624,7 @@ def test_start_after_inactive_is_accepted_under_a_new_epoch(api: APIClient, user
         owner=user,
         name="cam",
         status=Status.INACTIVE,
-        stop_reason="error",
+        stop_reason=StopReason.ERROR,
         error="cannot open source",
         runner="h:1",
     )

@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from rest_framework.test import APIClient
 
-from scenarios import services
 from scenarios.models import OutboxMessage, Scenario, Status
+from scenarios.services import commands
 from tests.factories import make_scenario
 
 User = get_user_model()
@@ -108,9 +108,9 @@ def test_a_create_waits_for_the_owners_lock_and_then_counts(user: Any, settings:
 
     def second() -> None:
         try:
-            services.scenario_create(owner=user, source="short.mp4")
+            commands.scenario_create(owner=user, source="short.mp4")
             outcome.append("created")
-        except services.QuotaExceeded:
+        except commands.QuotaExceeded:
             outcome.append("refused")
         finally:
             connection.close()
@@ -136,9 +136,9 @@ def test_concurrent_creates_cannot_both_pass(user: Any, settings: Any) -> None:
     def attempt() -> None:
         barrier.wait()
         try:
-            services.scenario_create(owner=user, source="short.mp4")
+            commands.scenario_create(owner=user, source="short.mp4")
             outcome.append("created")
-        except services.QuotaExceeded:
+        except commands.QuotaExceeded:
             outcome.append("refused")
         finally:
             connection.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -10,17 +11,26 @@ from django.db import connection
 from django.utils import timezone
 
 from misis.lease import Lease, LeaseLost
-from scenarios import services
 from scenarios.control import stop_requested
-from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
+from scenarios.models import (
+    PREDICTION_FIELDS,
+    OutboxKind,
+    OutboxMessage,
+    Prediction,
+    Scenario,
+    Status,
+    StopReason,
+)
+from scenarios.serializers import PredictionSerializer
+from scenarios.services import commands, outbox, runner_writes, watchdog
 from tests.conftest import queued
 from tests.factories import make_scenario
 
 pytestmark = pytest.mark.django_db
 
 
-def row(i: int) -> services.PredictionRow:
-    return services.PredictionRow(
+def row(i: int) -> runner_writes.PredictionRow:
+    return runner_writes.PredictionRow(
         frame_index=i,
         pts=i / 25,
         captured_at=timezone.now(),
@@ -35,7 +45,7 @@ def test_create_writes_outbox_and_dispatches_on_commit(
     user: object, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        scenario = services.scenario_create(owner=user, source="short.mp4", params={})
+        scenario = commands.scenario_create(owner=user, source="short.mp4", params={})
     msg = OutboxMessage.objects.get(scenario=scenario)
     assert (msg.kind, msg.epoch) == (OutboxKind.START, 1)
     assert msg.dispatched_at is not None
@@ -49,14 +59,14 @@ def test_relay_sends_what_a_crash_after_commit_lost(
 ) -> None:
     # The transaction commits, then the process dies before its on-commit dispatch runs.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        scenario = services.scenario_create(owner=user, source="short.mp4")
+        scenario = commands.scenario_create(owner=user, source="short.mp4")
     assert len(callbacks) == 1
     assert queued("runner") == 0
     # Within the grace period the relay leaves the row to the fast path.
-    assert services.outbox_relay() == 0
+    assert outbox.outbox_relay() == 0
     settings.MISIS_OUTBOX_RELAY_GRACE = 0
-    assert services.outbox_relay() == 1
-    assert services.outbox_relay() == 0  # sent once, never again
+    assert outbox.outbox_relay() == 1
+    assert outbox.outbox_relay() == 0  # sent once, never again
     assert queued("runner") == 1
     scenario.refresh_from_db()
     assert scenario.status == Status.IN_STARTUP_PROCESSING
@@ -72,12 +82,12 @@ def test_relay_respects_restart_backoff(user: object, settings) -> None:
     scenario.failed_restarts = 2
     scenario.deadline_at = timezone.now() - timedelta(seconds=1)
     scenario.save()
-    assert services.watchdog_sweep() == 1
+    assert watchdog.watchdog_sweep() == 1
     msg = OutboxMessage.objects.filter(dispatched_at__isnull=True).get()
     assert msg.available_at > timezone.now() + timedelta(seconds=1)  # 2 s backoff
-    assert services.outbox_relay() == 0
+    assert outbox.outbox_relay() == 0
     OutboxMessage.objects.filter(pk=msg.pk).update(available_at=timezone.now())
-    assert services.outbox_relay() == 1
+    assert outbox.outbox_relay() == 1
 
 
 def test_stop_is_idempotent_and_completes_without_a_runner(
@@ -85,14 +95,14 @@ def test_stop_is_idempotent_and_completes_without_a_runner(
 ) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     with django_capture_on_commit_callbacks(execute=True):
-        scenario, changed = services.scenario_request_stop(scenario_id=scenario.pk)
+        scenario, changed = commands.scenario_request_stop(scenario_id=scenario.pk)
     assert changed
     scenario.refresh_from_db()
     # Nobody holds the lease: the dispatcher walks it to inactive itself.
     assert scenario.status == Status.INACTIVE
     assert scenario.stop_reason == StopReason.REQUESTED
     before = OutboxMessage.objects.count()
-    _, changed = services.scenario_request_stop(scenario_id=scenario.pk)
+    _, changed = commands.scenario_request_stop(scenario_id=scenario.pk)
     assert not changed
     assert OutboxMessage.objects.count() == before
 
@@ -104,11 +114,13 @@ def test_stop_with_a_live_runner_signals_it(
     lease = Lease.acquire(scenario.pk, scenario.epoch)
     assert lease is not None
     with django_capture_on_commit_callbacks(execute=True):
-        services.scenario_request_stop(scenario_id=scenario.pk)
+        commands.scenario_request_stop(scenario_id=scenario.pk)
     scenario.refresh_from_db()
     assert scenario.status == Status.IN_SHUTDOWN_PROCESSING
     assert stop_requested(scenario.pk, scenario.epoch)
-    services.runner_finish(scenario_id=scenario.pk, epoch=scenario.epoch, reason="end_of_stream")
+    runner_writes.runner_finish(
+        scenario_id=scenario.pk, epoch=scenario.epoch, reason=StopReason.END_OF_STREAM
+    )
     scenario.refresh_from_db()
     assert scenario.status == Status.INACTIVE
     assert scenario.stop_reason == StopReason.REQUESTED  # the user's stop wins
@@ -116,28 +128,28 @@ def test_stop_with_a_live_runner_signals_it(
 
 def test_start_again_bumps_epoch(user: object) -> None:
     scenario = make_scenario(Status.INACTIVE, owner=user)
-    scenario, changed = services.scenario_request_start(scenario_id=scenario.pk)
+    scenario, changed = commands.scenario_request_start(scenario_id=scenario.pk)
     assert changed
     assert (scenario.status, scenario.epoch) == (Status.INIT_STARTUP, 2)
     assert OutboxMessage.objects.filter(scenario=scenario, kind="start", epoch=2).exists()
-    _, changed = services.scenario_request_start(scenario_id=scenario.pk)
+    _, changed = commands.scenario_request_start(scenario_id=scenario.pk)
     assert not changed
 
 
 @pytest.mark.parametrize("status", [Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING])
 def test_start_refused_while_stopping(user: object, status: Status) -> None:
     scenario = make_scenario(status, owner=user)
-    with pytest.raises(services.TransitionRefused) as exc:
-        services.scenario_request_start(scenario_id=scenario.pk)
+    with pytest.raises(commands.TransitionRefused) as exc:
+        commands.scenario_request_start(scenario_id=scenario.pk)
     assert exc.value.status == status
 
 
 def test_obsolete_start_is_not_sent(user: object, django_capture_on_commit_callbacks) -> None:
     with django_capture_on_commit_callbacks(execute=False):
-        scenario = services.scenario_create(owner=user, source="short.mp4")
-        services.scenario_request_stop(scenario_id=scenario.pk)
+        scenario = commands.scenario_create(owner=user, source="short.mp4")
+        commands.scenario_request_stop(scenario_id=scenario.pk)
     for msg in OutboxMessage.objects.order_by("id"):
-        services.outbox_dispatch(message_id=msg.pk)
+        outbox.outbox_dispatch(message_id=msg.pk)
     assert queued("runner") == 0
     scenario.refresh_from_db()
     assert scenario.status == Status.INACTIVE
@@ -145,16 +157,30 @@ def test_obsolete_start_is_not_sent(user: object, django_capture_on_commit_callb
 
 def test_publish_is_fenced_by_epoch(user: object) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
-    services.runner_publish(
+    runner_writes.runner_publish(
         scenario_id=scenario.pk, epoch=1, rows=[row(0), row(1)], next_frame=2, fps=2.0
     )
     Scenario.objects.filter(pk=scenario.pk).update(epoch=2)
     with pytest.raises(LeaseLost):
-        services.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(2)], next_frame=3)
+        runner_writes.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(2)], next_frame=3)
     scenario.refresh_from_db()
     assert scenario.next_frame == 2
     assert scenario.frames_processed == 2
     assert list(Prediction.objects.values_list("frame_index", flat=True)) == [0, 1]
+
+
+def test_a_published_row_is_stored_field_for_field(user: object) -> None:
+    # PredictionRow, the stored row and the API's result carry the one list of fields.
+    assert tuple(f.name for f in dataclasses.fields(runner_writes.PredictionRow)) == (
+        PREDICTION_FIELDS
+    )
+    assert tuple(PredictionSerializer().fields) == PREDICTION_FIELDS
+    scenario = make_scenario(Status.ACTIVE, owner=user)
+    sent = dataclasses.replace(row(7), inference_ms=12.5, boxes=[{"label": "person"}])
+    runner_writes.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[sent], next_frame=8)
+    stored = Prediction.objects.get()
+    assert {name: getattr(stored, name) for name in PREDICTION_FIELDS} == dataclasses.asdict(sent)
+    assert (stored.scenario_id, stored.epoch) == (scenario.pk, 1)
 
 
 def test_watchdog_restarts_then_gives_up(user: object, settings) -> None:
@@ -164,14 +190,14 @@ def test_watchdog_restarts_then_gives_up(user: object, settings) -> None:
         Scenario.objects.filter(pk=scenario.pk).update(
             deadline_at=timezone.now() - timedelta(seconds=1)
         )
-        assert services.watchdog_sweep() == 1
+        assert watchdog.watchdog_sweep() == 1
         scenario.refresh_from_db()
         assert scenario.status == Status.ACTIVE
         assert scenario.epoch == expected_epoch
         assert scenario.runner is None
     assert scenario.restarts == 2
     Scenario.objects.filter(pk=scenario.pk).update(deadline_at=timezone.now() - timedelta(1))
-    assert services.watchdog_sweep() == 1
+    assert watchdog.watchdog_sweep() == 1
     scenario.refresh_from_db()
     assert scenario.status == Status.INACTIVE
     assert scenario.stop_reason == StopReason.ERROR
@@ -182,7 +208,7 @@ def test_watchdog_leaves_healthy_and_completes_dead_shutdowns(user: object) -> N
     healthy = make_scenario(Status.ACTIVE, owner=user)
     dying = make_scenario(Status.IN_SHUTDOWN_PROCESSING, owner=user)
     Scenario.objects.filter(pk=dying.pk).update(deadline_at=timezone.now() - timedelta(1))
-    assert services.watchdog_sweep() == 1
+    assert watchdog.watchdog_sweep() == 1
     healthy.refresh_from_db()
     dying.refresh_from_db()
     assert (healthy.status, healthy.epoch) == (Status.ACTIVE, 1)
@@ -192,7 +218,7 @@ def test_watchdog_leaves_healthy_and_completes_dead_shutdowns(user: object) -> N
 def test_progress_resets_failed_restarts(user: object) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     Scenario.objects.filter(pk=scenario.pk).update(failed_restarts=3)
-    services.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(0)], next_frame=1)
+    runner_writes.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(0)], next_frame=1)
     scenario.refresh_from_db()
     assert scenario.failed_restarts == 0
 
@@ -200,7 +226,7 @@ def test_progress_resets_failed_restarts(user: object) -> None:
 def test_restart_backoff_grows_and_is_capped(settings) -> None:
     settings.MISIS_RESTART_BACKOFF_BASE = 1.0
     settings.MISIS_RESTART_BACKOFF_MAX = 10.0
-    assert [services.restart_backoff(n) for n in range(6)] == [0, 1, 2, 4, 8, 10]
+    assert [watchdog.restart_backoff(n) for n in range(6)] == [0, 1, 2, 4, 8, 10]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -220,7 +246,7 @@ def test_concurrent_dispatchers_send_once(user: object, settings) -> None:
     def dispatch() -> None:
         barrier.wait()
         try:
-            results.append(services.outbox_dispatch(message_id=msg.pk))
+            results.append(outbox.outbox_dispatch(message_id=msg.pk))
         finally:
             connection.close()
 

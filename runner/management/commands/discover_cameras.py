@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from sources.onvif import WS_DISCOVERY_ADDRESS, WS_DISCOVERY_PORT, discover
+from sources.onvif_discovery import WS_DISCOVERY_ADDRESS, WS_DISCOVERY_PORT, discover
 
 
 class Command(BaseCommand):
