@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,19 +20,10 @@ from django.core.files.base import ContentFile
 from analytics.config import AnalyticsConfig
 from analytics.draw import overlay, snapshot
 from analytics.engine import Analytics, Event
+from scenarios.event_writes import EventRow
 from sources.storage import video_storage
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventRow:
-    """An event as the publish writes it; ``seq`` counts the scenario's events from 1."""
-
-    seq: int
-    event: Event
-    captured_at: datetime
-    snapshot: str
 
 
 class AnalyticsStage:
@@ -82,7 +72,23 @@ class AnalyticsStage:
         rows = []
         for event in events:
             self.events_total += 1
-            rows.append(EventRow(self.events_total, event, captured_at, self._store(image, event)))
+            rows.append(
+                EventRow(
+                    seq=self.events_total,
+                    type=event.type,
+                    zone=event.zone,
+                    line=event.line,
+                    direction=event.direction,
+                    track_id=event.track_id,
+                    label=event.label,
+                    confidence=event.confidence,
+                    frame_index=event.frame_index,
+                    pts=event.pts,
+                    captured_at=captured_at,
+                    box=event.box,
+                    snapshot=self._store(image, event),
+                )
+            )
         return rows
 
     def _store(self, image: np.ndarray, event: Event) -> str:

@@ -23,10 +23,12 @@ from inference.preprocess import letterbox
 from misis import metrics
 from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
+from runner.analytics_stage import AnalyticsStage
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.sampling import SampledFrame, Sampler
 from runner.sources import Frame, SourceError, VideoSource
 from scenarios.control import stop_requested
+from scenarios.event_writes import EventRow
 from scenarios.models import SHUTTING_DOWN_STATUSES, StopReason
 from scenarios.params import Params
 from scenarios.preview import PreviewWriter
@@ -106,6 +108,16 @@ class ScenarioRunner:
         self.reconnects_reported = 0
         self.read_reported = claim.next_frame  # frame index up to which frames_read was counted
         self.preview = PreviewWriter(scenario_id)
+        self.analytics = AnalyticsStage(
+            scenario_id=scenario_id,
+            params=claim.params,
+            state=claim.analytics_state,
+            events_total=claim.events_total,
+            fps=self.params.target_fps or 25.0,
+        )
+        if self.analytics.sampler_next_pts is not None:
+            self.sampler.next_pts = self.analytics.sampler_next_pts  # where the last run left it
+        self.events: list[EventRow] = []
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
         self.next_stop_check = 0.0
@@ -182,8 +194,9 @@ class ScenarioRunner:
         """One pass: every step either returns quickly or raises ``Stop`` to leave the loop."""
         self._handle_stop()
         frame = self._next_frame(feed)
+        before = self.sampler.next_pts
         if frame is not None and self.sampler.take(frame.pts):
-            self._submit(frame)
+            self._submit(frame, before)
         # Publish after the next frame is on its way, so the write overlaps inference.
         self._maybe_publish()
         self._collect(took=frame is not None)
@@ -219,9 +232,9 @@ class ScenarioRunner:
         except SourceError as exc:
             self.fail(exc)
 
-    def _submit(self, frame: Frame) -> None:
+    def _submit(self, frame: Frame, sampler_before: float | None) -> None:
         image, box = letterbox(frame.image, self.params.imgsz)
-        self.client.submit(image, self.options, tag=SampledFrame.of(frame, box))
+        self.client.submit(image, self.options, tag=SampledFrame.of(frame, box, sampler_before))
 
     def _maybe_publish(self) -> None:
         """Publish a full batch, rows older than the interval, or a heartbeat that is due."""
@@ -251,9 +264,25 @@ class ScenarioRunner:
 
     def _row(self, sampled: SampledFrame, det: Detection) -> services.PredictionRow:
         self.done_times.append(time.monotonic())
-        boxes = sampled.source_boxes(det)
-        self.preview.offer(sampled.image, boxes)
+        boxes = [dict(b) for b in sampled.source_boxes(det)]
+        # In frame order (results come back in the order they were sent): tracks and events.
+        self.events += self.analytics.process(
+            frame_index=sampled.index,
+            pts=sampled.pts,
+            captured_at=sampled.captured_at,
+            image=sampled.image,
+            boxes=boxes,
+        )
+        overlay = self.analytics.overlay if self.analytics.enabled else None
+        self.preview.offer(sampled.image, boxes, overlay)
         return sampled.row(det, boxes)
+
+    def _sampler_at_frontier(self) -> float | None:
+        """The sampler's clock as of the frontier: before the oldest frame still in flight."""
+        if self.client.in_flight:
+            tag: SampledFrame = self.client.in_flight[0][1]
+            return tag.sampler_before
+        return self.sampler.next_pts
 
     def frontier(self) -> int:
         """Frames below this index are published or skipped: a restart resumes here."""
@@ -282,7 +311,11 @@ class ScenarioRunner:
             fps=self.fps(),
             stream=self.feed.status() if self.feed is not None else None,
             reconnects=reconnects - self.reconnects_reported,
+            events=self.events,
+            analytics_state=self.analytics.dump(self._sampler_at_frontier()),
+            counts=self.analytics.counts,
         )
+        self.events = []
         self._record_metrics(dropped)
         self.reconnects_reported = reconnects
         self.dropped_reported = dropped

@@ -46,12 +46,19 @@ class SampledFrame:
     width: int
     height: int
     letterbox: Letterbox | None
-    image: np.ndarray  # the source frame, for the preview
+    image: np.ndarray  # the source frame, for the preview and the analytics
+    # The sampler's clock before this frame was taken: what a runner that resumes at this
+    # frame starts from, so that it samples the same frames an uninterrupted run would.
+    sampler_before: float | None = None
 
     @classmethod
-    def of(cls, frame: Frame, box: Letterbox | None) -> SampledFrame:
+    def of(
+        cls, frame: Frame, box: Letterbox | None, sampler_before: float | None = None
+    ) -> SampledFrame:
         h, w = frame.image.shape[:2]
-        return cls(frame.index, frame.pts, frame.captured_at, w, h, box, frame.image)
+        return cls(
+            frame.index, frame.pts, frame.captured_at, w, h, box, frame.image, sampler_before
+        )
 
     def source_boxes(self, det: Detection) -> list[dict[str, Any]]:
         """The detector's boxes in source pixels (it saw the letterboxed image)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
+from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -11,12 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scenarios import selectors
+from scenarios.apis import NOT_FOUND, SCENARIO_ID, UNAUTHORIZED, VALIDATION_ERROR
 from scenarios.models import EventType
 from scenarios.serializers import EventPageSerializer
 from scenarios.webhooks import event_json
 from sources.storage import video_storage
-
-SCENARIO_ID = OpenApiParameter("scenario_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
 def _int(request: Request, name: str, default: int | None, minimum: int) -> int | None:
@@ -54,7 +53,12 @@ class EventListApi(APIView):
                 description="Only events of this type (repeatable).",
             ),
         ],
-        responses={200: EventPageSerializer},
+        responses={
+            200: EventPageSerializer,
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+            404: NOT_FOUND,
+        },
     )
     def get(self, request: Request, scenario_id: str) -> Response:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
@@ -86,15 +90,22 @@ class EventSnapshotApi(APIView):
         description="JPEG of the event's frame with its box, track id and zone or line drawn.",
         tags=["events"],
         parameters=[SCENARIO_ID, OpenApiParameter("seq", int, OpenApiParameter.PATH)],
-        responses={(200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY)},
+        responses={
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY),
+            401: UNAUTHORIZED,
+            404: NOT_FOUND,
+        },
     )
-    def get(self, request: Request, scenario_id: str, seq: int) -> FileResponse:
+    def get(self, request: Request, scenario_id: str, seq: str) -> HttpResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
-        event = selectors.event_get(scenario=scenario, seq=seq)
+        if not seq.isdigit() or len(seq) > 18:
+            raise Http404("no such event")
+        event = selectors.event_get(scenario=scenario, seq=int(seq))
         if not event.snapshot:
             raise Http404("this event has no snapshot")
         try:
-            handle = video_storage().open(event.snapshot, "rb")
+            with video_storage().open(event.snapshot, "rb") as handle:
+                jpeg = handle.read()  # tens of KiB
         except (FileNotFoundError, OSError):
             raise Http404("the snapshot is gone") from None
-        return FileResponse(handle, content_type="image/jpeg")
+        return HttpResponse(jpeg, content_type="image/jpeg")

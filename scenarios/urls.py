@@ -23,7 +23,7 @@ urlpatterns = [
     path("prediction/<str:scenario_id>/", apis.PredictionListApi.as_view(), name="prediction-list"),
     path("event/<str:scenario_id>/", event_apis.EventListApi.as_view(), name="event-list"),
     path(
-        "event/<str:scenario_id>/<int:seq>/snapshot.jpg",
+        "event/<str:scenario_id>/<str:seq>/snapshot.jpg",
         event_apis.EventSnapshotApi.as_view(),
         name="event-snapshot",
     ),

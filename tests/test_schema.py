@@ -28,6 +28,8 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("/scenario/{scenario_id}/", "get"): {"200", "401", "404"},
     ("/prediction/{scenario_id}/", "get"): {"200", "401", "404"},
     ("/health/", "get"): {"200", "503"},
+    ("/event/{scenario_id}/", "get"): {"200", "400", "401", "404"},
+    ("/event/{scenario_id}/{seq}/snapshot.jpg", "get"): {"200", "401", "404"},
 }
 # Endpoints beyond the contract (which welcomes more), with the answers they document.
 EXTRA: dict[tuple[str, str], set[str]] = {

@@ -286,7 +286,8 @@ MISIS_WEBHOOK_TIMEOUT: float = env.float("MISIS_WEBHOOK_TIMEOUT", default=10.0)
 MISIS_WEBHOOK_BACKOFF_BASE: float = env.float("MISIS_WEBHOOK_BACKOFF_BASE", default=2.0)
 MISIS_WEBHOOK_BACKOFF_MAX: float = env.float("MISIS_WEBHOOK_BACKOFF_MAX", default=300.0)
 MISIS_WEBHOOK_GIVE_UP: float = env.float("MISIS_WEBHOOK_GIVE_UP", default=3600.0)
-# mqtt://user:pass@host:1883 (or mqtts://): every event is also published there, QoS 1.
+# An mqtt:// (or mqtts://) broker URL, credentials in its userinfo: every event is also
+# published there, QoS 1 (scenarios/mqtt.py).
 MISIS_MQTT_URL: str = env("MISIS_MQTT_URL", default="")
 
 CELERY_BEAT_SCHEDULE = {

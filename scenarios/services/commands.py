@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django_fsm import can_proceed
 
@@ -21,6 +21,7 @@ from scenarios.models import (
     STOPPING_STATUSES,
     OutboxKind,
     Scenario,
+    ScenarioId,
     Status,
     StopReason,
 )
@@ -59,11 +60,11 @@ class QuotaExceeded(ApiError):
         return {"detail": str(self), "quota": self.quota}
 
 
-def _lock_owner(owner_id: object) -> None:
+def _lock_owner(owner_id: int) -> None:
     list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
 
 
-def _check_quota(owner_id: object, *, starting: object = None) -> None:
+def _check_quota(owner_id: int, *, starting: ScenarioId | None = None) -> None:
     """Refuse one more running scenario past the owner's quota. Caller is in a transaction.
 
     The owner's user row is locked first, so that two requests of one user (two creates, or a
@@ -85,7 +86,7 @@ def _check_quota(owner_id: object, *, starting: object = None) -> None:
 
 @transaction.atomic
 def scenario_create(
-    *, owner: AbstractBaseUser, source: str, name: str = "", params: dict[str, Any] | None = None
+    *, owner: User, source: str, name: str = "", params: dict[str, Any] | None = None
 ) -> Scenario:
     """Create a scenario in ``init_startup`` and queue its start. Input is already validated.
 
@@ -101,7 +102,7 @@ def scenario_create(
 
 
 @transaction.atomic
-def scenario_request_stop(*, scenario_id: object) -> tuple[Scenario, bool]:
+def scenario_request_stop(*, scenario_id: ScenarioId) -> tuple[Scenario, bool]:
     """Ask for a stop. Returns (scenario, changed); a stop already under way changes nothing."""
     scenario = lock_scenario(scenario_id)
     if scenario.status in STOPPING_STATUSES:
@@ -116,7 +117,7 @@ def scenario_request_stop(*, scenario_id: object) -> tuple[Scenario, bool]:
 
 
 @transaction.atomic
-def scenario_request_start(*, scenario_id: object) -> tuple[Scenario, bool]:
+def scenario_request_start(*, scenario_id: ScenarioId) -> tuple[Scenario, bool]:
     """Start an inactive scenario again under a new epoch; a start under way changes nothing.
 
     Raises QuotaExceeded when the owner has MISIS_QUOTA_ACTIVE_SCENARIOS running already.

@@ -18,12 +18,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from misis.lease import LeaseLost
+from scenarios import webhooks
+from scenarios.event_writes import EventRow, write_events
 from scenarios.models import (
     PREDICTION_FIELDS,
     RUNNING_STATUSES,
     SHUTTING_DOWN_STATUSES,
     Prediction,
     Scenario,
+    ScenarioId,
     Status,
     StopReason,
 )
@@ -38,7 +41,7 @@ def runner_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _lock_fenced(scenario_id: object, epoch: int) -> Scenario:
+def _lock_fenced(scenario_id: ScenarioId, epoch: int) -> Scenario:
     scenario = Scenario.objects.select_for_update().filter(pk=scenario_id, epoch=epoch).first()
     if scenario is None:
         raise LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
@@ -51,10 +54,13 @@ class Claim:
     params: dict[str, Any]
     next_frame: int
     status: str
+    # The analytics and sampler state as of next_frame, and the events written so far.
+    analytics_state: bytes | None = None
+    events_total: int = 0
 
 
 @transaction.atomic
-def runner_claim(*, scenario_id: object, epoch: int, runner: str) -> Claim | None:
+def runner_claim(*, scenario_id: ScenarioId, epoch: int, runner: str) -> Claim | None:
     """Record the runner of (scenario, epoch). None when there is nothing to run."""
     scenario = Scenario.objects.select_for_update().filter(pk=scenario_id).first()
     if scenario is None or scenario.epoch != epoch:
@@ -70,12 +76,14 @@ def runner_claim(*, scenario_id: object, epoch: int, runner: str) -> Claim | Non
         params=scenario.params,
         next_frame=scenario.next_frame,
         status=scenario.status,
+        analytics_state=bytes(scenario.analytics_state) if scenario.analytics_state else None,
+        events_total=scenario.events_total,
     )
 
 
 @transaction.atomic
 def runner_activate(
-    *, scenario_id: object, epoch: int, frames_total: int | None = None, live: bool = False
+    *, scenario_id: ScenarioId, epoch: int, frames_total: int | None = None, live: bool = False
 ) -> str:
     """The source is open: ``in_startup_processing -> active``. Returns the status."""
     scenario = _lock_fenced(scenario_id, epoch)
@@ -88,7 +96,7 @@ def runner_activate(
     scenario.heartbeat_at = timezone.now()
     scenario.deadline_at = next_deadline()
     scenario.save()
-    return scenario.status
+    return str(scenario.status)  # FSMField: typed Any
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,7 @@ class PredictionRow:
 @transaction.atomic
 def runner_publish(
     *,
-    scenario_id: object,
+    scenario_id: ScenarioId,
     epoch: int,
     rows: list[PredictionRow],
     next_frame: int,
@@ -115,12 +123,17 @@ def runner_publish(
     fps: float | None = None,
     stream: StreamStatus | None = None,
     reconnects: int = 0,
+    events: list[EventRow] | None = None,
+    analytics_state: bytes | None = None,
+    counts: dict[str, Any] | None = None,
 ) -> str:
-    """Publish predictions and beat the heart, fenced by epoch. Returns the current status.
+    """Publish predictions and events and beat the heart, fenced by epoch; the current status.
 
     The caller renewed its lease just before. The row lock taken here is the same one the
     watchdog takes to bump the epoch, so a publish either lands before the bump (and the next
-    runner resumes after it) or is refused.
+    runner resumes after it) or is refused. ``analytics_state`` is the state as of
+    ``next_frame`` (the frames below it are all in ``rows`` or published before): saved with
+    them, it is where a runner that takes over resumes.
     """
     scenario = _lock_fenced(scenario_id, epoch)
     if rows:
@@ -136,6 +149,13 @@ def runner_publish(
         )
         scenario.frames_processed += len(created)
         scenario.failed_restarts = 0
+    if events:
+        write_events(scenario=scenario, epoch=epoch, rows=events, dispatch=webhooks.dispatch)
+        scenario.events_total = max(scenario.events_total, events[-1].seq)
+    if analytics_state is not None and next_frame >= scenario.next_frame:
+        scenario.analytics_state = analytics_state
+        if counts is not None:
+            scenario.counts = counts
     scenario.next_frame = max(scenario.next_frame, next_frame)
     scenario.frames_dropped += frames_dropped
     if fps is not None:
@@ -148,12 +168,12 @@ def runner_publish(
     scenario.heartbeat_at = timezone.now()
     scenario.deadline_at = next_deadline()
     scenario.save()
-    return scenario.status
+    return str(scenario.status)  # FSMField: typed Any
 
 
 @transaction.atomic
 def runner_finish(
-    *, scenario_id: object, epoch: int, reason: StopReason, error: str | None = None
+    *, scenario_id: ScenarioId, epoch: int, reason: StopReason | str, error: str | None = None
 ) -> None:
     """Walk the scenario to ``inactive`` through the state machine (end of stream, stop, error)."""
     scenario = _lock_fenced(scenario_id, epoch)
@@ -167,7 +187,7 @@ def runner_finish(
 
 
 @transaction.atomic
-def runner_handoff(*, scenario_id: object, epoch: int) -> None:
+def runner_handoff(*, scenario_id: ScenarioId, epoch: int) -> None:
     """The runner's worker is shutting down: hand the scenario to another runner at once.
 
     The runner stops publishing after this.
@@ -183,7 +203,7 @@ def runner_handoff(*, scenario_id: object, epoch: int) -> None:
 
 
 @transaction.atomic
-def runner_crashed(*, scenario_id: object, epoch: int) -> None:
+def runner_crashed(*, scenario_id: ScenarioId, epoch: int) -> None:
     """The runner failed unexpectedly: let the watchdog restart it (with backoff) right away."""
     scenario = _lock_fenced(scenario_id, epoch)
     scenario.deadline_at = timezone.now()

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from scenarios.models import STARTING_STATUSES, Scenario, Status, StopReason
+from scenarios.models import STARTING_STATUSES, Scenario, ScenarioId, Status, StopReason
 
 
-def lock_scenario(scenario_id: object) -> Scenario:
+def lock_scenario(scenario_id: ScenarioId) -> Scenario:
     return Scenario.objects.select_for_update().get(pk=scenario_id)
 
 
@@ -21,7 +21,7 @@ def next_deadline(seconds: float | None = None) -> datetime:
     )
 
 
-def finish(scenario: Scenario, *, reason: StopReason, error: str | None = None) -> None:
+def finish(scenario: Scenario, *, reason: StopReason | str, error: str | None = None) -> None:
     """Walk any status to ``inactive`` through the FSM transitions. Caller saves."""
     if scenario.status in STARTING_STATUSES:
         scenario.request_shutdown()

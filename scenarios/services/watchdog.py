@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from scenarios.models import RUNNING_STATUSES, OutboxKind, Scenario, Status, StopReason
+from scenarios.models import RUNNING_STATUSES, OutboxKind, Scenario, ScenarioId, Status, StopReason
 from scenarios.services.outbox import enqueue
 from scenarios.services.transitions import finish, next_deadline
 
@@ -36,7 +36,7 @@ def watchdog_sweep(*, limit: int = 500) -> int:
 
 
 @transaction.atomic
-def _watchdog_one(scenario_id: object) -> bool:
+def _watchdog_one(scenario_id: ScenarioId) -> bool:
     scenario = Scenario.objects.select_for_update(skip_locked=True).filter(pk=scenario_id).first()
     if scenario is None or scenario.deadline_at is None or scenario.deadline_at >= timezone.now():
         return False
@@ -70,7 +70,7 @@ def restart_backoff(failed_restarts: int) -> float:
         return 0.0
     return min(
         settings.MISIS_RESTART_BACKOFF_MAX,
-        settings.MISIS_RESTART_BACKOFF_BASE * 2 ** (failed_restarts - 1),
+        settings.MISIS_RESTART_BACKOFF_BASE * 2.0 ** (failed_restarts - 1),
     )
 
 

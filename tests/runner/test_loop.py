@@ -74,7 +74,7 @@ def _worker_running() -> Iterator[None]:
 
 def scenario(source: str = "short.mp4", **params: Any) -> Scenario:
     """A scenario as the runner's task finds it: started, epoch sent, waiting for its runner."""
-    s = make_scenario(Status.IN_STARTUP_PROCESSING, source=source, **params)
+    s = make_scenario(Status.IN_STARTUP_PROCESSING, source=source, params=params)
     s.refresh_from_db()
     return s
 

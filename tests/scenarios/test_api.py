@@ -30,7 +30,6 @@ from scenarios.models import (
     Status,
     StopReason,
 )
-from scenarios.services import commands
 from tests.conftest import queued
 from tests.factories import make_scenario
 

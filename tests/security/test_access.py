@@ -34,6 +34,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.base import ContentFile
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
@@ -45,7 +46,8 @@ from scenarios import preview
 from scenarios.models import Scenario, Status
 from scenarios.preview_links import preview_link_sign
 from sources.models import Upload
-from tests.factories import make_prediction, make_scenario
+from sources.storage import video_storage
+from tests.factories import make_event, make_prediction, make_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +69,8 @@ CLASSIFIED: dict[str, str] = {
     "video/": AUTHENTICATED,
     "scenario/<str:scenario_id>/": OWNED_API,
     "prediction/<str:scenario_id>/": OWNED_API,
+    "event/<str:scenario_id>/": OWNED_API,
+    "event/<str:scenario_id>/<str:seq>/snapshot.jpg": OWNED_API,
     "scenario/<str:scenario_id>/frame.jpg": OWNED_PREVIEW,
     "scenario/<str:scenario_id>/view/": OWNED_PREVIEW,
     "scenario/<str:scenario_id>/view/state/": OWNED_PREVIEW,
@@ -183,6 +187,7 @@ class World:
             "id": str(self.owner.pk),  # admin/auth/user/<id>/password/
             "app_label": "scenarios",
             "url": "no-such-page/",  # the admin's catch-all
+            "seq": "1",  # the world's event
         }
         missing = set(route.params()) - set(known)
         assert not missing, f"{route}: teach test_access.py a value for {sorted(missing)}"
@@ -215,6 +220,10 @@ class World:
 def world(user: Any, other_user: Any, staff_user: Any) -> World:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     make_prediction(scenario, boxes=[])
+    snapshot = video_storage().save(
+        f"snapshots/{scenario.pk}/1.jpg", ContentFile(b"\xff\xd8\xff\xe0 not really a jpeg")
+    )
+    make_event(scenario, 1, snapshot=snapshot)
     get_redis().set(preview.frame_key(scenario.pk), b"\xff\xd8\xff\xe0 not really a jpeg")
     Group.objects.create(name="operators")
     Upload.objects.create(owner=user, source=f"uploads/{'0' * 32}.mp4", size=1)  # for its admin
@@ -472,7 +481,9 @@ def test_the_owner_and_staff_reach_the_scenario(route: Route, world: World) -> N
         for how, client, target in ways_in(world, route, user, url):
             response = client.get(target)
             assert response.status_code == 200, (user.username, how, target, response.content)
-            if route.route != "scenario/<str:scenario_id>/frame.jpg":
+            if route.route.endswith(".jpg"):
+                assert response["Content-Type"] == "image/jpeg"
+            else:
                 assert str(world.scenario.pk) in response.content.decode()
         for how, client, target in ways_refused(world, route, user, url):
             assert client.get(target).status_code == 401, (user.username, how)
