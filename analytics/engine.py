@@ -17,19 +17,15 @@ from analytics.config import AnalyticsConfig, Line, Zone
 from analytics.config import Point as XY
 from analytics.geometry import Area, anchor, crosses_segment, side
 from analytics.tracking import Tracker
+from scenarios.models import EventType
 
 MARGIN = 0.01
 CONFIRM = 2
 # A track not seen for this long is forgotten; one that was inside a zone exits it then.
 FORGET_AFTER = 10.0
 
-ZONE_ENTER, ZONE_EXIT, ZONE_DWELL, LINE_CROSS = (
-    "zone_enter",
-    "zone_exit",
-    "zone_dwell",
-    "line_cross",
-)
-EVENT_TYPES = (ZONE_ENTER, ZONE_EXIT, ZONE_DWELL, LINE_CROSS)
+ZONE_ENTER, ZONE_EXIT = EventType.ZONE_ENTER.value, EventType.ZONE_EXIT.value
+ZONE_DWELL, LINE_CROSS = EventType.ZONE_DWELL.value, EventType.LINE_CROSS.value
 
 
 @dataclass(frozen=True)

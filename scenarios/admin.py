@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from scenarios.models import OutboxMessage, Prediction, Scenario
+from scenarios.models import Event, OutboxMessage, Prediction, Scenario
 from scenarios.services import commands
 from sources.redact import redact
 
@@ -100,3 +100,30 @@ class OutboxAdmin(admin.ModelAdmin[OutboxMessage]):
     list_display = ("id", "scenario", "kind", "epoch", "created_at", "dispatched_at", "attempts")
     list_filter = ("kind",)
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin[Event]):
+    """Events, read-only: what tracks did in zones and at lines, and their delivery."""
+
+    list_display = (
+        "scenario",
+        "seq",
+        "type",
+        "zone",
+        "line",
+        "direction",
+        "track_id",
+        "label",
+        "frame_index",
+        "captured_at",
+        "webhook",
+        "webhook_attempts",
+    )
+    list_filter = ("type", "webhook", "mqtt", "zone", "line")
+    search_fields = ("scenario__id", "scenario__name", "zone", "line", "label")
+    list_select_related = ("scenario",)
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -33,6 +33,8 @@ from sources.egress import post_checked
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "scenarios.deliver_event"
+# What an attempt comes to; counted as misis_webhook_deliveries_total{outcome=...}.
+OUTCOMES = (Delivery.DELIVERED.value, "retry", Delivery.FAILED.value)
 RELAY_BATCH = 200
 
 
