@@ -208,11 +208,12 @@ log "admin:  http://127.0.0.1:$PORT/admin/   (user admin, password $(cat "$RUN_D
 log "token:  $TOKEN   (header: Authorization: Token $TOKEN)"
 if [ "${MISIS_DEMO:-1}" != "0" ]; then
   VIDEO_ROOT=${MISIS_VIDEO_ROOT:-$ROOT/media/videos}
-  # People (from ultralytics' sample photos), so that the detector has something to find.
-  [ -f "$VIDEO_ROOT/demo.mp4" ] || "$PY" manage.py make_sample_video demo.mp4 --people >/dev/null \
-    || "$PY" manage.py make_sample_video demo.mp4 >/dev/null
+  # A person (from ultralytics' sample photos) walking across a line into a zone, looping:
+  # the detector has someone to find, and the analytics events within the first pass.
+  [ -f "$VIDEO_ROOT/demo-walk.mp4" ] || "$PY" manage.py make_sample_video demo-walk.mp4 --walker \
+    >/dev/null || "$PY" manage.py make_sample_video demo-walk.mp4 >/dev/null
   AUTH="Authorization: Token $TOKEN"
-  SID=$(cat "$RUN_DIR/demo-scenario" 2>/dev/null || true)
+  SID=$(cat "$RUN_DIR/demo-walk-scenario" 2>/dev/null || true)
   # Reuse the demo scenario of an earlier run (it resumes by itself); start it if it ended.
   if [ -n "$SID" ] && curl -fsS -H "$AUTH" "http://127.0.0.1:$PORT/scenario/$SID/" >/dev/null 2>&1; then
     curl -fsS -X POST -H "$AUTH" -H 'Content-Type: application/json' \
@@ -220,13 +221,17 @@ if [ "${MISIS_DEMO:-1}" != "0" ]; then
   else
     SID=$(curl -fsS -X POST "http://127.0.0.1:$PORT/scenario/" -H "$AUTH" \
       -H 'Content-Type: application/json' \
-      -d '{"source": "demo.mp4", "name": "demo", "params": {"loop": true}}' \
+      -d '{"source": "demo-walk.mp4", "name": "demo", "params": {"loop": true, "target_fps": 5,
+           "lines": [{"name": "middle", "points": [[0.5, 0.0], [0.5, 1.0]]}],
+           "zones": [{"name": "right", "polygon": [[0.7, 0.0], [1.0, 0.0], [1.0, 1.0], [0.7, 1.0]],
+                      "dwell": 1}]}}' \
       | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])') || SID=""
-    echo "$SID" >"$RUN_DIR/demo-scenario"
+    echo "$SID" >"$RUN_DIR/demo-walk-scenario"
   fi
   if [ -n "$SID" ]; then
     log "demo scenario: $SID"
     log "  predictions: curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/prediction/$SID/"
+    log "  events (line crossings, zone enter/dwell): curl -H 'Authorization: Token $TOKEN' http://127.0.0.1:$PORT/event/$SID/"
     # A signed link for this scenario only, valid MISIS_PREVIEW_LINK_TTL (an hour by default);
     # GET /scenario/<id>/ gives a fresh one.
     PREVIEW=$(curl -fsS -H "$AUTH" "http://127.0.0.1:$PORT/scenario/$SID/" \
