@@ -11,7 +11,6 @@ from scenarios.models import EventType, Scenario, Status
 from scenarios.webhooks import OUTCOMES
 
 
-
 def collect(family: Family) -> None:
     by_status = dict(
         Scenario.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n")
