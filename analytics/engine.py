@@ -17,6 +17,7 @@ from analytics.config import AnalyticsConfig, Line, Zone
 from analytics.config import Point as XY
 from analytics.geometry import Area, anchor, crosses_segment, side
 from analytics.tracking import Tracker
+from scenarios.event_writes import EventFacts
 from scenarios.models import EventType
 
 MARGIN = 0.01
@@ -28,18 +29,8 @@ ZONE_ENTER, ZONE_EXIT = EventType.ZONE_ENTER.value, EventType.ZONE_EXIT.value
 ZONE_DWELL, LINE_CROSS = EventType.ZONE_DWELL.value, EventType.LINE_CROSS.value
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    zone: str | None
-    line: str | None
-    direction: str | None
-    track_id: int
-    label: str
-    confidence: float
-    frame_index: int
-    pts: float
-    box: dict[str, float]
+# What the engine finds; the runner adds seq, time and snapshot (scenarios/event_writes.py).
+Event = EventFacts
 
 
 @dataclass

@@ -72,23 +72,7 @@ class AnalyticsStage:
         rows = []
         for event in events:
             self.events_total += 1
-            rows.append(
-                EventRow(
-                    seq=self.events_total,
-                    type=event.type,
-                    zone=event.zone,
-                    line=event.line,
-                    direction=event.direction,
-                    track_id=event.track_id,
-                    label=event.label,
-                    confidence=event.confidence,
-                    frame_index=event.frame_index,
-                    pts=event.pts,
-                    captured_at=captured_at,
-                    box=event.box,
-                    snapshot=self._store(image, event),
-                )
-            )
+            rows.append(EventRow(self.events_total, event, captured_at, self._store(image, event)))
         return rows
 
     def _store(self, image: np.ndarray, event: Event) -> str:

@@ -172,7 +172,7 @@ class ScenarioDetailApi(APIView):
         )
 
 
-def _int_param(
+def int_param(
     request: Request, name: str, default: int | None, minimum: int, maximum: int | None = None
 ) -> int | None:
     raw = request.query_params.get(name)
@@ -187,6 +187,13 @@ def _int_param(
     if value < minimum or (maximum is not None and value > maximum):
         raise ValidationError({name: [f"must be an integer {bounds}"]})
     return value
+
+
+def page_params(request: Request, *, after_minimum: int, default: int) -> tuple[int | None, int]:
+    """``?after=`` (the cursor) and ``?limit=`` (1 to MAX_PAGE) of a paged list."""
+    after = int_param(request, "after", None, after_minimum)
+    limit = int_param(request, "limit", default, 1, selectors.MAX_PAGE)
+    return after, limit or default
 
 
 class PredictionListApi(APIView):
@@ -228,9 +235,7 @@ class PredictionListApi(APIView):
     )
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
-        after = _int_param(request, "after", None, -1)
-        limit = _int_param(request, "limit", selectors.DEFAULT_PAGE, 1, selectors.MAX_PAGE)
-        limit = limit or selectors.DEFAULT_PAGE
+        after, limit = page_params(request, after_minimum=-1, default=selectors.DEFAULT_PAGE)
         page = selectors.prediction_page(scenario=scenario, after=after, limit=limit)
         next_url = None
         if page.count == limit:

@@ -11,24 +11,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scenarios import selectors
-from scenarios.apis import NOT_FOUND, SCENARIO_ID, UNAUTHORIZED, VALIDATION_ERROR
+from scenarios.apis import (
+    NOT_FOUND,
+    SCENARIO_ID,
+    THROTTLED,
+    UNAUTHORIZED,
+    VALIDATION_ERROR,
+    page_params,
+)
 from scenarios.models import EventType
 from scenarios.serializers import EventPageSerializer
 from scenarios.webhooks import event_json
 from sources.storage import video_storage
-
-
-def _int(request: Request, name: str, default: int | None, minimum: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: [f"must be an integer >= {minimum}"]}) from None
-    if value < minimum:
-        raise ValidationError({name: [f"must be an integer >= {minimum}"]})
-    return value
 
 
 class EventListApi(APIView):
@@ -58,14 +52,12 @@ class EventListApi(APIView):
             400: VALIDATION_ERROR,
             401: UNAUTHORIZED,
             404: NOT_FOUND,
+            429: THROTTLED,
         },
     )
     def get(self, request: Request, scenario_id: str) -> Response:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
-        after = _int(request, "after", None, 0)
-        limit = _int(request, "limit", selectors.EVENT_PAGE, 1) or selectors.EVENT_PAGE
-        if limit > selectors.MAX_PAGE:
-            raise ValidationError({"limit": [f"must be at most {selectors.MAX_PAGE}"]})
+        after, limit = page_params(request, after_minimum=0, default=selectors.EVENT_PAGE)
         types = request.query_params.getlist("type")
         unknown = sorted(set(types) - set(EventType.values))
         if unknown:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -16,10 +16,9 @@ from scenarios.models import Delivery, Event, Scenario
 
 
 @dataclass(frozen=True)
-class EventRow:
-    """An event as the runner hands it over; ``seq`` counts the scenario's events from 1."""
+class EventFacts:
+    """What a track did, as the analytics engine finds it (analytics/engine.py)."""
 
-    seq: int
     type: str
     zone: str | None
     line: str | None
@@ -29,8 +28,16 @@ class EventRow:
     confidence: float
     frame_index: int
     pts: float
-    captured_at: datetime
     box: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event as the runner hands it over; ``seq`` counts the scenario's events from 1."""
+
+    seq: int
+    facts: EventFacts
+    captured_at: datetime
     snapshot: str
 
 
@@ -54,17 +61,8 @@ def write_events(
                 scenario=scenario,
                 epoch=epoch,
                 seq=r.seq,
-                type=r.type,
-                zone=r.zone,
-                line=r.line,
-                direction=r.direction,
-                track_id=r.track_id,
-                label=r.label,
-                confidence=r.confidence,
-                frame_index=r.frame_index,
-                pts=r.pts,
+                **asdict(r.facts),
                 captured_at=r.captured_at,
-                box=r.box,
                 snapshot=r.snapshot,
                 webhook=webhook,
                 webhook_next_at=now if webhook else None,
@@ -75,7 +73,7 @@ def write_events(
     )
     counted: dict[str, float] = {}
     for r in rows:
-        counted[f"events_{r.type}"] = counted.get(f"events_{r.type}", 0) + 1
+        counted[f"events_{r.facts.type}"] = counted.get(f"events_{r.facts.type}", 0) + 1
     metrics.record(counted)
     if webhook:
         ids = [str(e.pk) for e in created]

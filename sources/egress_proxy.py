@@ -20,6 +20,7 @@ from contextlib import suppress
 from urllib.parse import urlsplit
 
 from sources.base import SourceError
+from sources.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -29,35 +30,20 @@ BUFFER = 128 * 1024
 Resolver = Callable[[str], list[str]]
 
 
-class EgressProxy:
+class EgressProxy(LoopbackServer):
     """One proxy per open of a source; ``close()`` ends it and every connection it holds."""
+
+    thread_name = "egress-proxy"
+    # Small buffers: the proxy passes data on as FFmpeg reads it rather than holding
+    # megabytes of a file (memory per camera; a dropped connection shows as one).
+    client_send_buffer = BUFFER
 
     def __init__(self, *, resolve: Resolver, open_timeout: float) -> None:
         self.resolve = resolve
         self.open_timeout = open_timeout
         self.refusal: str | None = None  # the first refusal, for the error the user sees
-        self._closed = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, name="egress-proxy", daemon=True).start()
-
-    def _track(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
-            self._track(client)
-            threading.Thread(
-                target=self._serve, args=(client,), name="egress-proxy-conn", daemon=True
-            ).start()
+        super().__init__(backlog=16)
+        self.url = f"http://127.0.0.1:{self.local_port}"
 
     def _refuse(self, client: socket.socket, reason: str) -> None:
         self.refusal = self.refusal or reason
@@ -125,18 +111,6 @@ class EgressProxy:
                     with suppress(OSError):
                         sock.close()
 
-    def close(self) -> None:
-        self._closed.set()
-        with suppress(OSError):
-            self._listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with suppress(OSError):
-                sock.close()
-
 
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes] | None:
     data = b""
@@ -153,8 +127,6 @@ def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket |
     for address in addresses:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        # Small buffers: the proxy passes data on as FFmpeg reads it rather than holding
-        # megabytes of a file (memory per camera; a dropped connection shows as one).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
         sock.settimeout(timeout)
         try:

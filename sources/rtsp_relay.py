@@ -15,8 +15,9 @@ import logging
 import selectors
 import socket
 import ssl
-import threading
 from contextlib import suppress
+
+from sources.loopback import LoopbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ MAX_HEADER = 64 * 1024
 MAX_BODY = 1024 * 1024  # an SDP is a few KiB
 
 
-class RtspRelay:
+class RtspRelay(LoopbackServer):
     """One relay per open of a camera; ``close()`` ends it and every connection it holds."""
+
+    thread_name = "rtsp-relay"
 
     def __init__(
         self, *, address: str, port: int, server_name: str, tls: bool, open_timeout: float
@@ -36,27 +39,7 @@ class RtspRelay:
         self.tls = tls
         self.open_timeout = open_timeout
         self.refusal: str | None = None
-        self._closed = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=4)
-        self.local_port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, name="rtsp-relay", daemon=True).start()
-
-    def _track(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            self._track(client)
-            threading.Thread(
-                target=self._serve, args=(client,), name="rtsp-relay-conn", daemon=True
-            ).start()
+        super().__init__(backlog=4)
 
     def _connect(self) -> socket.socket | None:
         try:
@@ -111,18 +94,6 @@ class RtspRelay:
             for sock in (client, upstream):
                 with suppress(OSError):
                     sock.close()
-
-    def close(self) -> None:
-        self._closed.set()
-        with suppress(OSError):
-            self._listener.close()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with suppress(OSError):
-                sock.close()
 
 
 class _ServerStream:
