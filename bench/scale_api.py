@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import field
 from typing import Any
 
-from bench.common import Api, insert_predictions, wait
-from bench.scale_measure import CPU_CORES, CpuMeter, pct, stack_meter, wait_idle
+from bench.common import Api, insert_predictions, pct, wait
+from bench.scale_measure import CPU_CORES, CpuMeter, stack_meter, wait_idle
 
 PORT = 8767
 api = Api(PORT)

@@ -22,13 +22,6 @@ LOG_MARKS = {
 CPU_CORES = psutil.cpu_count() or 1
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def sql(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     from django.db import connection
 

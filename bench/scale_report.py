@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.scale_measure import CPU_CORES, pct
+from bench.common import pct
+from bench.scale_measure import CPU_CORES
 
 MISSED_AFTER = 2.0  # a heartbeat older than this (twice the interval) counts as missed
 
