@@ -59,7 +59,8 @@ def main() -> None:
 
     fresh_database()
 
-    from testbed.media_servers.onvif_device import OnvifDevice, default_profiles
+    from testbed.media_servers.onvif_answers import default_profiles
+    from testbed.media_servers.onvif_device import OnvifDevice
     from testbed.media_servers.servers import RtspServer
 
     token = bench_token()
