@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "misis.settings.test")
@@ -57,6 +59,29 @@ def insert_predictions(scenario_id: object, rows: int) -> float:
     return time.perf_counter() - t0
 
 
+def pct(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank) of ``values``; NaN when there is none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def start_stack(api: Api, *, video_frames: int) -> tuple[Path, Any]:
+    """A work folder with a sample video (videos/loop.mp4) of ``video_frames`` frames, and the
+    whole stack on it (testbed.stack.Stack, mock detector at 10 ms a frame) started, its API
+    answering on ``api``'s port. Returns (the folder, the stack); the caller stops the stack."""
+    from runner.samples import write_sample_video
+    from testbed.stack import Stack
+
+    work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
+    write_sample_video(work / "videos" / "loop.mp4", frames=video_frames)
+    stack = Stack(work, work / "videos", api_port=api.port, MISIS_MOCK_DELAY_MS="10")
+    stack.start_all()
+    wait(api.health, 30)
+    return work, stack
+
+
 def wait(check: Any, timeout: float, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,6 +94,7 @@ def wait(check: Any, timeout: float, interval: float = 0.2) -> Any:
 
 class Api:
     def __init__(self, port: int) -> None:
+        self.port = port
         self.base = f"http://127.0.0.1:{port}"
 
     def call(self, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:

@@ -13,20 +13,21 @@ import argparse
 import random
 import signal
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from bench.common import Api, bench_token, fresh_database, insert_predictions, wait
+from bench.common import (
+    Api,
+    bench_token,
+    fresh_database,
+    insert_predictions,
+    pct,
+    start_stack,
+    wait,
+)
 
 PORT = 8765
 api = Api(PORT)
 call = api.call
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def status(sid: str, token: str) -> str:
@@ -42,15 +43,8 @@ def main() -> None:
 
     fresh_database()
 
-    from runner.samples import write_sample_video
-    from testbed.stack import Stack
-
-    work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
-    write_sample_video(work / "videos" / "loop.mp4", frames=200)
     token = bench_token()
-    stack = Stack(work, work / "videos", api_port=PORT, MISIS_MOCK_DELAY_MS="10")
-    stack.start_all()
-    wait(api.health, 30)
+    _, stack = start_stack(api, video_frames=200)
     try:
         print(f"# control-plane bench: {args.runs} start/stop runs, {args.kills} kills")
         starts, stops = [], []

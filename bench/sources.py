@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.common import Api, bench_token, fresh_database, wait
+from bench.common import Api, bench_token, fresh_database, start_stack, wait
 
 PORT = 8766
 api = Api(PORT)
@@ -61,21 +59,16 @@ def main() -> None:
 
     fresh_database()
 
-    from runner.samples import write_sample_video
-    from testbed.media_servers.onvif_device import OnvifDevice, default_profiles
+    from testbed.media_servers.onvif_answers import default_profiles
+    from testbed.media_servers.onvif_device import OnvifDevice
     from testbed.media_servers.servers import RtspServer
-    from testbed.stack import Stack
 
-    work = Path(tempfile.mkdtemp(prefix="misis-bench-"))
-    write_sample_video(work / "videos" / "loop.mp4", frames=100)
+    token = bench_token()
+    work, stack = start_stack(api, video_frames=100)
     rtsp = RtspServer(work / "videos" / "loop.mp4", work / "rtsp.log")
     rtsp.start()
     camera = OnvifDevice(user="admin", password="pw", profiles=default_profiles()).start()
     camera.set_stream_uri("main", rtsp.url("test"))
-    token = bench_token()
-    stack = Stack(work, work / "videos", api_port=PORT, MISIS_MOCK_DELAY_MS="10")
-    stack.start_all()
-    wait(api.health, 30)
     try:
         print(f"# live-source bench: {args.rounds} rounds, mock detector (10 ms)")
         first: dict[str, list[float]] = {"rtsp": [], "onvif": []}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import NoReturn
 
 from django.conf import settings
@@ -20,11 +19,11 @@ from django.db import close_old_connections
 from inference.backends.base import DetectOptions
 from inference.client import Detection, InferenceClient
 from inference.preprocess import letterbox
-from misis import metrics
 from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
 from runner.analytics_stage import AnalyticsStage
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
+from runner.publishing import Publisher
 from runner.sampling import SampledFrame, Sampler
 from runner.sources import Frame, SourceError, VideoSource
 from scenarios.control import stop_requested
@@ -104,9 +103,7 @@ class ScenarioRunner:
         self.client = InferenceClient(max_in_flight=settings.MISIS_MAX_IN_FLIGHT)
         self.feed: FileFeed | LatestFrameFeed | None = None  # once the source is open
         self.rows: list[services.PredictionRow] = []
-        self.dropped_reported = 0
-        self.reconnects_reported = 0
-        self.read_reported = claim.next_frame  # frame index up to which frames_read was counted
+        self.publisher = Publisher(scenario_id, epoch, lease, read_from=claim.next_frame)
         self.preview = PreviewWriter(scenario_id)
         self.analytics = AnalyticsStage(
             scenario_id=scenario_id,
@@ -118,8 +115,6 @@ class ScenarioRunner:
         if self.analytics.sampler_next_pts is not None:
             self.sampler.next_pts = self.analytics.sampler_next_pts  # where the last run left it
         self.events: list[EventRow] = []
-        self.done_times: deque[float] = deque(maxlen=50)
-        self.last_publish = time.monotonic()
         self.next_stop_check = 0.0
 
     # --- life cycle -----------------------------------------------------------------------
@@ -238,12 +233,7 @@ class ScenarioRunner:
 
     def _maybe_publish(self) -> None:
         """Publish a full batch, rows older than the interval, or a heartbeat that is due."""
-        since = time.monotonic() - self.last_publish
-        if (
-            len(self.rows) >= settings.MISIS_PUBLISH_BATCH
-            or (self.rows and since >= settings.MISIS_PUBLISH_INTERVAL)
-            or since >= settings.MISIS_HEARTBEAT_INTERVAL
-        ):
+        if self.publisher.due(len(self.rows)):
             self.publish(frontier=self.frontier())
 
     def _collect(self, *, took: bool) -> None:
@@ -263,7 +253,7 @@ class ScenarioRunner:
         self.finish(StopReason.ERROR, error=str(exc))
 
     def _row(self, sampled: SampledFrame, det: Detection) -> services.PredictionRow:
-        self.done_times.append(time.monotonic())
+        self.publisher.analysed()
         boxes = [dict(b) for b in sampled.source_boxes(det)]
         # In frame order (results come back in the order they were sent): tracks and events.
         self.events += self.analytics.process(
@@ -290,49 +280,19 @@ class ScenarioRunner:
             return int(self.client.in_flight[0][1].index)
         return self.source.next_index
 
-    def fps(self) -> float:
-        t = self.done_times
-        if len(t) < 2 or time.monotonic() - t[-1] > 5:
-            return 0.0
-        return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
-
     # --- publishing -----------------------------------------------------------------------
     def publish(self, frontier: int | None = None) -> None:
-        """Renew the lease, then write pending rows and the heartbeat; fenced by epoch."""
-        self.lease.renew()
-        dropped = self.feed.dropped if self.feed is not None else 0
-        reconnects = self.feed.reconnects if self.feed is not None else 0
-        status = services.runner_publish(
-            scenario_id=self.scenario_id,
-            epoch=self.epoch,
+        """Publish pending rows and events with the heartbeat (runner/publishing.py)."""
+        status = self.publisher.publish(
             rows=self.rows,
-            next_frame=frontier if frontier is not None else 0,
-            frames_dropped=dropped - self.dropped_reported,
-            fps=self.fps(),
-            stream=self.feed.status() if self.feed is not None else None,
-            reconnects=reconnects - self.reconnects_reported,
             events=self.events,
+            feed=self.feed,
+            read=self.source.next_index,
+            frontier=frontier,
             analytics_state=self.analytics.dump(self._sampler_at_frontier()),
             counts=self.analytics.counts,
         )
-        self.events = []
-        self._record_metrics(dropped)
-        self.reconnects_reported = reconnects
-        self.dropped_reported = dropped
         self.rows = []
-        # Hand the database connection back to the process's pool until the next publish.
-        close_old_connections()
-        self.last_publish = time.monotonic()
+        self.events = []
         if status in _SHUTDOWN:
             self.finish(StopReason.REQUESTED)
-
-    def _record_metrics(self, dropped: int) -> None:
-        read = self.source.next_index
-        metrics.record(
-            {
-                "frames_read": read - self.read_reported,
-                "frames_analysed": len(self.rows),
-                "frames_dropped": dropped - self.dropped_reported,
-            }
-        )
-        self.read_reported = read

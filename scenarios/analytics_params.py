@@ -22,6 +22,8 @@ MAX_NAME = 64
 MIN_SECRET = 16
 MAX_SECRET = 256
 MAX_SHAPES = 64  # zones and lines of one scenario, together
+MAX_DWELL = 86400  # seconds
+MAX_URL = 2048
 SECRET_MASK = "***"
 
 
@@ -96,9 +98,9 @@ def _polygon(value: Any) -> str | None:
 
 
 def _dwell(value: Any) -> str | None:
-    if value is None or (_number(value) and 0 < value <= 86400):
+    if value is None or (_number(value) and 0 < value <= MAX_DWELL):
         return None
-    return "dwell must be seconds in (0, 86400]"
+    return f"dwell must be seconds in (0, {MAX_DWELL}]"
 
 
 def _webhook_errors(value: Any) -> dict[str, str]:
@@ -107,7 +109,7 @@ def _webhook_errors(value: Any) -> dict[str, str]:
     url, secret = value.get("url"), value.get("secret")
     if not isinstance(secret, str) or not MIN_SECRET <= len(secret) <= MAX_SECRET:
         return {"webhook.secret": f"must be a string of {MIN_SECRET} to {MAX_SECRET} characters"}
-    if not isinstance(url, str) or len(url) > 2048:
+    if not isinstance(url, str) or len(url) > MAX_URL:
         return {"webhook.url": "must be an http(s) URL"}
     try:
         require_clean(url)
@@ -136,6 +138,85 @@ def analytics_errors(params: dict[str, Any]) -> dict[str, str]:
     if "webhook" in params:
         errors.update(_webhook_errors(params["webhook"]))
     return errors
+
+
+# What JSON Schema cannot say (tests/security/test_fuzz.py allows a 400 for these alone): a
+# polygon that crosses itself or encloses no area, a line whose 2 points are one, a name used
+# twice, more than MAX_SHAPES zones and lines together, a webhook URL refused by the host checks.
+GEOMETRY_RULES = (
+    "polygon must enclose an area and not cross itself",
+    "the 2 points of a line must differ",
+    "is used twice (zones and lines share names)",
+    f"at most {MAX_SHAPES} zones and lines together",
+)
+
+
+def analytics_json_schema(*, label_pattern: str) -> dict[str, Any]:
+    """The analytics keys of ``params`` as JSON Schema properties (OpenAPI 3.0), from the
+    constants above; ``label_pattern``: a non-blank string without NUL."""
+    number_0_1 = {"type": "number", "minimum": 0, "maximum": 1}
+    point = {"type": "array", "minItems": 2, "maxItems": 2, "items": number_0_1}
+    name = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": label_pattern}
+    classes = {
+        "type": "array",
+        "nullable": True,
+        "items": {"type": "string", "pattern": label_pattern},
+    }
+
+    def shapes(description: str, **properties: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "array",
+            "maxItems": MAX_SHAPES,
+            "description": description,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", *(k for k in properties if k != "dwell")],
+                "properties": {"name": name, "classes": classes, **properties},
+            },
+        }
+
+    no_nul = "^[^\\x00]*$"
+    return {
+        "track": {"type": "boolean", "nullable": True},
+        "zones": shapes(
+            f"Polygons of 3 to {MAX_POLYGON_POINTS} points [x, y] in 0..1 (not crossing"
+            " themselves); names unique across zones and lines; dwell in seconds.",
+            polygon={
+                "type": "array",
+                "minItems": 3,
+                "maxItems": MAX_POLYGON_POINTS,
+                "items": point,
+            },
+            dwell={
+                "type": "number",
+                "nullable": True,
+                "minimum": 0,
+                "exclusiveMinimum": True,
+                "maximum": MAX_DWELL,
+            },
+        ),
+        "lines": shapes(
+            "Lines of 2 distinct points [x, y] in 0..1; names unique across zones and lines.",
+            points={"type": "array", "minItems": 2, "maxItems": 2, "items": point},
+        ),
+        "webhook": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url", "secret"],
+            "description": "Events are POSTed to this http(s) URL (its host passes the same checks"
+            " as a source's), signed with the secret; the secret is write-only.",
+            "properties": {
+                "url": {"type": "string", "maxLength": MAX_URL, "pattern": no_nul},
+                "secret": {
+                    "type": "string",
+                    "minLength": MIN_SECRET,
+                    "maxLength": MAX_SECRET,
+                    "pattern": no_nul,
+                },
+            },
+        },
+    }
 
 
 def masked(params: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scenarios.analytics_params import ANALYTICS_KEYS, analytics_errors
+from scenarios.analytics_params import ANALYTICS_KEYS, analytics_errors, analytics_json_schema
 
 
 class ParamsError(ValueError):
@@ -32,6 +32,13 @@ class Range:
 
     def __str__(self) -> str:
         return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+
+    def json_schema(self, type_: str = "number") -> dict[str, Any]:
+        """The range as JSON Schema (OpenAPI 3.0: a boolean exclusiveMinimum)."""
+        bounds: dict[str, Any] = {"type": type_, "minimum": self.low, "maximum": self.high}
+        if self.low_open:
+            bounds["exclusiveMinimum"] = True
+        return bounds
 
 
 # Each param's range and default, defined here only: the API's checks and documentation, the
@@ -119,6 +126,39 @@ def validate_params(params: Any) -> dict[str, Any]:
     if errors:
         raise ParamsError(errors)
     return dict(params)
+
+
+# A label: not blank, no NUL (PostgreSQL's text takes none).
+LABEL_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+
+
+def params_json_schema() -> dict[str, Any]:
+    """The rules above as JSON Schema for the OpenAPI document (documentation only:
+    validate_params decides; tests/security/test_fuzz.py holds the two to each other)."""
+    return {
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": False,
+        "description": "Detector and reader settings, and analytics (track, zones, lines,"
+        " webhook), every key optional; unknown keys are a 400.",
+        "properties": {
+            "target_fps": TARGET_FPS_RANGE.json_schema(),
+            "confidence": CONFIDENCE_RANGE.json_schema(),
+            "classes": {
+                "type": "array",
+                "maxItems": MAX_CLASSES,
+                "items": {
+                    "type": "string",
+                    "maxLength": MAX_CLASS_LENGTH,
+                    "pattern": LABEL_PATTERN,
+                },
+            },
+            "imgsz": IMGSZ_RANGE.json_schema("integer"),
+            "loop": {"type": "boolean"},
+            "reconnect_timeout": RECONNECT_TIMEOUT_RANGE.json_schema(),
+            **analytics_json_schema(label_pattern=LABEL_PATTERN),
+        },
+    }
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from scenarios.analytics_params import masked
 from scenarios.models import Scenario, Status
-from scenarios.params import ParamsError, storable_text, validate_params
+from scenarios.params import ParamsError, params_json_schema, storable_text, validate_params
 from scenarios.preview_links import preview_url
 from sources.base import SourceError
 from sources.redact import redact
@@ -50,29 +50,7 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-# The rules of runner/params.py, as JSON Schema for the OpenAPI document (documentation only;
-# validate_params decides). tests/security/test_fuzz.py holds the two to each other.
-# A label: not blank, no NUL (PostgreSQL's text takes none).
-LABEL_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
-_NUMBER_ABOVE_0 = {"type": "number", "minimum": 0, "exclusiveMinimum": True}
-PARAMS_SCHEMA = {
-    "type": "object",
-    "nullable": True,
-    "additionalProperties": False,
-    "description": "Detector and reader settings, every key optional; unknown keys are a 400.",
-    "properties": {
-        "target_fps": {**_NUMBER_ABOVE_0, "maximum": 240},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "classes": {
-            "type": "array",
-            "maxItems": 1000,
-            "items": {"type": "string", "maxLength": 100, "pattern": LABEL_PATTERN},
-        },
-        "imgsz": {"type": "integer", "minimum": 32, "maximum": 4096},
-        "loop": {"type": "boolean"},
-        "reconnect_timeout": {**_NUMBER_ABOVE_0, "maximum": 86400},
-    },
-}
+PARAMS_SCHEMA = params_json_schema()
 
 
 @extend_schema_field(PARAMS_SCHEMA)

@@ -14,7 +14,9 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
+from scenarios.analytics_params import ANALYTICS_KEYS, MAX_POLYGON_POINTS, MAX_SECRET, MIN_SECRET
 from scenarios.models import Scenario
+from scenarios.params import TARGET_FPS_RANGE
 from tests.factories import make_prediction
 
 pytestmark = pytest.mark.django_db
@@ -173,6 +175,30 @@ def test_request_bodies(schema: dict[str, Any]) -> None:
         "init_shutdown",
         "init_startup",
     }
+
+
+def test_params_schema_states_every_key_with_the_ranges_the_server_checks(
+    schema: dict[str, Any],
+) -> None:
+    create = schema["paths"]["/scenario/"]["post"]["requestBody"]
+    body = resolve(schema, create["content"]["application/json"]["schema"])
+    params = body["properties"]["params"]
+    detector = {"target_fps", "confidence", "classes", "imgsz", "loop", "reconnect_timeout"}
+    assert set(params["properties"]) == detector | set(ANALYTICS_KEYS)
+    assert params["additionalProperties"] is False
+    fps = params["properties"]["target_fps"]
+    assert (fps["minimum"], fps["maximum"], fps["exclusiveMinimum"]) == (
+        TARGET_FPS_RANGE.low,
+        TARGET_FPS_RANGE.high,
+        True,
+    )
+    zone = params["properties"]["zones"]["items"]
+    assert zone["required"] == ["name", "polygon"]
+    assert zone["properties"]["polygon"]["maxItems"] == MAX_POLYGON_POINTS
+    line = params["properties"]["lines"]["items"]["properties"]["points"]
+    assert (line["minItems"], line["maxItems"]) == (2, 2)
+    secret = params["properties"]["webhook"]["properties"]["secret"]
+    assert (secret["minLength"], secret["maxLength"]) == (MIN_SECRET, MAX_SECRET)
 
 
 def test_response_bodies_of_the_scenario_operations(schema: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scenarios.serializers import ErrorSerializer
-from videos import services
+from videos import content, services
 
 
 class VideoUploadSerializer(serializers.Serializer[None]):  # input only: no instance
@@ -19,7 +19,7 @@ class VideoUploadSerializer(serializers.Serializer[None]):  # input only: no ins
         allow_empty_file=False,
         use_url=False,
         help_text="The video file. Its name must end in one of "
-        + ", ".join(f".{e}" for e in services.VIDEO_EXTENSIONS)
+        + ", ".join(f".{e}" for e in content.VIDEO_EXTENSIONS)
         + " and its content must be a video FFmpeg decodes; anything else is a 400.",
     )
 
@@ -49,7 +49,7 @@ FILE_ERROR = OpenApiResponse(
     examples=[
         OpenApiExample(
             "not a video",
-            value={"file": [services.NOT_A_VIDEO]},
+            value={"file": [content.NOT_A_VIDEO]},
             response_only=True,
             status_codes=["400"],
         )

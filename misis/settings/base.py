@@ -3,16 +3,23 @@
 from pathlib import Path
 
 import django_stubs_ext
-import environ
 from kombu import Queue
+
+from misis.settings.env import env
+
+# How scenarios run (runs.py), their sources (sources.py), inference (inference.py) and the
+# events analytics sends out (events.py): each group in its own module, all of it settings here.
+from misis.settings.events import *  # noqa: F403
+from misis.settings.inference import *  # noqa: F403
+from misis.settings.runs import *  # noqa: F403
+from misis.settings.runs import MISIS_OUTBOX_RELAY_INTERVAL, MISIS_WATCHDOG_INTERVAL
+from misis.settings.sources import *  # noqa: F403
 
 # Django classes subscriptable at runtime (admin.ModelAdmin[Scenario]), as django-stubs
 # types them: the annotations mypy checks (./run.sh --test) are also valid Python.
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-
-env = environ.Env()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 DEBUG: bool = env.bool("DJANGO_DEBUG", default=False)
@@ -217,78 +224,7 @@ CELERY_TASK_ROUTES = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 
-MISIS_HEARTBEAT_INTERVAL: float = env.float("MISIS_HEARTBEAT_INTERVAL", default=1.0)
-# A runner whose heartbeat is older than this is presumed dead and replaced.
-MISIS_HEARTBEAT_TIMEOUT: float = env.float("MISIS_HEARTBEAT_TIMEOUT", default=5.0)
-# The lease outlives the watchdog's patience: a runner starved of CPU for a few seconds keeps
-# it until the watchdog has really replaced it (a newer epoch takes a lease over at once, and
-# the database fence stops the old writer), instead of quitting on its own and adding a
-# restart to an already overloaded machine (bench/scale.py found that snowball at 300).
-MISIS_LEASE_TTL: float = env.float(
-    "MISIS_LEASE_TTL",
-    default=max(3.0 * MISIS_HEARTBEAT_INTERVAL, MISIS_HEARTBEAT_TIMEOUT + MISIS_HEARTBEAT_INTERVAL),
-)
-MISIS_WATCHDOG_INTERVAL: float = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
-MISIS_OUTBOX_RELAY_INTERVAL: float = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
-# Outbox rows the fast path has not sent after this long are sent by the relay.
-MISIS_OUTBOX_RELAY_GRACE: float = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
-# Scenarios a user may have that are not inactive (created, running or stopping); one more is
-# refused with 429. 0: no limit. Staff included.
-MISIS_QUOTA_ACTIVE_SCENARIOS: int = env.int("MISIS_QUOTA_ACTIVE_SCENARIOS", default=50)
-MISIS_MAX_RESTARTS: int = env.int("MISIS_MAX_RESTARTS", default=5)
-MISIS_RESTART_BACKOFF_BASE: float = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
-MISIS_RESTART_BACKOFF_MAX: float = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)
-MISIS_OPEN_RETRIES: int = env.int("MISIS_OPEN_RETRIES", default=3)
-MISIS_PUBLISH_INTERVAL: float = env.float("MISIS_PUBLISH_INTERVAL", default=0.02)
-MISIS_PUBLISH_BATCH: int = env.int("MISIS_PUBLISH_BATCH", default=50)
 MISIS_VIDEO_ROOT = Path(env("MISIS_VIDEO_ROOT", default=str(BASE_DIR / "media" / "videos")))
-
-# --- live and network sources ---------------------------------------------------------------
-# A camera that stops answering would otherwise block a read for 30 s and more.
-MISIS_STREAM_OPEN_TIMEOUT: float = env.float("MISIS_STREAM_OPEN_TIMEOUT", default=10.0)
-MISIS_STREAM_READ_TIMEOUT: float = env.float("MISIS_STREAM_READ_TIMEOUT", default=5.0)
-# HLS (.m3u8) reads wait for whole segments: at least this long (3 x a 6 s target duration).
-MISIS_HLS_READ_TIMEOUT: float = env.float("MISIS_HLS_READ_TIMEOUT", default=20.0)
-# RTSP over TCP by default: UDP loses packets (smeared frames) behind NAT and on busy links.
-MISIS_RECONNECT_BACKOFF_BASE: float = env.float("MISIS_RECONNECT_BACKOFF_BASE", default=0.5)
-MISIS_RECONNECT_BACKOFF_MAX: float = env.float("MISIS_RECONNECT_BACKOFF_MAX", default=10.0)
-# Hosts network sources may connect to (sources/hosts.py): IP networks, names, ".domain" suffixes.
-# Both lists add to the built-in denials of sources/hosts.py (cloud metadata, link-local,
-# unspecified, multicast, reserved), which nothing overrides. Empty allow list: any host not
-# denied. A deny entry beats an allow entry.
-MISIS_SOURCE_ALLOW: list[str] = env.list("MISIS_SOURCE_ALLOW", default=[])
-MISIS_SOURCE_DENY: list[str] = env.list("MISIS_SOURCE_DENY", default=[])
-# Deny loopback too (sources/hosts.py LOOPBACK_DENY). Not from the environment: production
-# settings turn it on; test and local settings keep it off, their media servers use 127.0.0.1.
-MISIS_SOURCE_DENY_LOOPBACK = False
-
-# The largest frame (width x height) a source or an upload may have, checked before decoding:
-# one 16k x 16k frame would cost about 1 GB in every process that decodes it.
-MISIS_MAX_FRAME_PIXELS: int = env.int("MISIS_MAX_FRAME_PIXELS", default=3840 * 2160)
-
-MISIS_INFERENCE_BACKEND: str = env("MISIS_INFERENCE_BACKEND", default="yolo")
-MISIS_MODEL: str = env("MISIS_MODEL", default="")
-MISIS_DEVICE: str = env("MISIS_DEVICE", default="cpu")
-MISIS_HALF: bool = env.bool("MISIS_HALF", default=False)
-# torch threads of the inference worker; 0 means one per core.
-MISIS_INFERENCE_THREADS: int = env.int("MISIS_INFERENCE_THREADS", default=0)
-MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=4)
-MISIS_MAX_WAIT_MS: float = env.float("MISIS_MAX_WAIT_MS", default=5.0)
-# Frames a file scenario keeps at the inference workers (live sources always keep one).
-MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=2)
-# A frame whose inference worker died is sent again after this long.
-MISIS_INFERENCE_TIMEOUT: float = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
-MISIS_MOCK_DELAY_MS: float = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
-
-# Events (scenarios/webhooks.py, scenarios/mqtt.py): a webhook attempt waits this long for an
-# answer; failures are retried with backoff from BASE doubling to MAX, for GIVE_UP seconds.
-MISIS_WEBHOOK_TIMEOUT: float = env.float("MISIS_WEBHOOK_TIMEOUT", default=10.0)
-MISIS_WEBHOOK_BACKOFF_BASE: float = env.float("MISIS_WEBHOOK_BACKOFF_BASE", default=2.0)
-MISIS_WEBHOOK_BACKOFF_MAX: float = env.float("MISIS_WEBHOOK_BACKOFF_MAX", default=300.0)
-MISIS_WEBHOOK_GIVE_UP: float = env.float("MISIS_WEBHOOK_GIVE_UP", default=3600.0)
-# An mqtt:// (or mqtts://) broker URL, credentials in its userinfo: every event is also
-# published there, QoS 1 (scenarios/mqtt.py).
-MISIS_MQTT_URL: str = env("MISIS_MQTT_URL", default="")
 
 CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {

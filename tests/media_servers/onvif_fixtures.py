@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from testbed.media_servers.onvif_device import OnvifDevice, default_profiles
+from testbed.media_servers.onvif_answers import default_profiles
+from testbed.media_servers.onvif_device import OnvifDevice
 
 __all__ = ["make_onvif_device", "onvif_device"]
 

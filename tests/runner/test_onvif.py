@@ -26,7 +26,8 @@ from django.core.management import call_command
 from runner.sources import SourceError
 from sources.hosts import HostRefused, check_url
 from sources.onvif import parse_onvif, resolve_stream_uri
-from testbed.media_servers.onvif_device import DIGEST, STREAM_URI, WSSE, WSU, OnvifDevice, Profile
+from testbed.media_servers.onvif_answers import STREAM_URI, Profile
+from testbed.media_servers.onvif_device import DIGEST, WSSE, WSU, OnvifDevice
 from testbed.processes import free_port
 from tests.media_servers.internal_host import INTERNAL_HOST, InternalHost
 from tests.media_servers.onvif_fixtures import HOSTILE_STREAM_URIS

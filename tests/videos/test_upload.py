@@ -22,7 +22,8 @@ from sources import storage
 from sources.storage import ObjectStorageError, presigned_url, s3_configured
 from testbed.processes import free_ports
 from tests.media_servers.s3_fixtures import S3Server
-from videos.services import NOT_A_VIDEO, UPLOAD_PREFIX
+from videos.content import NOT_A_VIDEO
+from videos.services import UPLOAD_PREFIX
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,5 @@
+"""The one reader of the environment for every settings module (django-environ)."""
+
+import environ
+
+env = environ.Env()

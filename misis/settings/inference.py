@@ -1,0 +1,18 @@
+"""The inference workers: backend, model, device, batching, frames in flight. Imported by
+base.py."""
+
+from misis.settings.env import env
+
+MISIS_INFERENCE_BACKEND: str = env("MISIS_INFERENCE_BACKEND", default="yolo")
+MISIS_MODEL: str = env("MISIS_MODEL", default="")
+MISIS_DEVICE: str = env("MISIS_DEVICE", default="cpu")
+MISIS_HALF: bool = env.bool("MISIS_HALF", default=False)
+# torch threads of the inference worker; 0 means one per core.
+MISIS_INFERENCE_THREADS: int = env.int("MISIS_INFERENCE_THREADS", default=0)
+MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=4)
+MISIS_MAX_WAIT_MS: float = env.float("MISIS_MAX_WAIT_MS", default=5.0)
+# Frames a file scenario keeps at the inference workers (live sources always keep one).
+MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=2)
+# A frame whose inference worker died is sent again after this long.
+MISIS_INFERENCE_TIMEOUT: float = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
+MISIS_MOCK_DELAY_MS: float = env.float("MISIS_MOCK_DELAY_MS", default=0.0)

@@ -1,0 +1,96 @@
+"""The publish step of one (scenario, epoch) on a runner: renew the lease, then write the pending
+rows, events, analytics state and the heartbeat in one transaction fenced by epoch; count what
+was read, analysed and dropped since the last publish in the process's metrics."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from misis import metrics
+from misis.lease import Lease
+from runner.feeds import FileFeed, LatestFrameFeed
+from scenarios.event_writes import EventRow
+from scenarios.services import runner_writes as services
+
+
+class Publisher:
+    """When to publish, and the counters each publish reports as a difference from the last."""
+
+    def __init__(self, scenario_id: str, epoch: int, lease: Lease, read_from: int) -> None:
+        self.scenario_id = scenario_id
+        self.epoch = epoch
+        self.lease = lease
+        self.dropped_reported = 0
+        self.reconnects_reported = 0
+        self.read_reported = read_from  # frame index up to which frames_read was counted
+        self.done_times: deque[float] = deque(maxlen=50)
+        self.last_publish = time.monotonic()
+
+    def analysed(self) -> None:
+        """One more frame came back from the detector (for the fps the heartbeat reports)."""
+        self.done_times.append(time.monotonic())
+
+    def fps(self) -> float:
+        t = self.done_times
+        if len(t) < 2 or time.monotonic() - t[-1] > 5:
+            return 0.0
+        return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
+
+    def due(self, pending: int) -> bool:
+        """A full batch, rows older than the interval, or a heartbeat that is due."""
+        since = time.monotonic() - self.last_publish
+        return (
+            pending >= settings.MISIS_PUBLISH_BATCH
+            or (pending > 0 and since >= settings.MISIS_PUBLISH_INTERVAL)
+            or since >= settings.MISIS_HEARTBEAT_INTERVAL
+        )
+
+    def publish(
+        self,
+        *,
+        rows: list[services.PredictionRow],
+        events: list[EventRow],
+        feed: FileFeed | LatestFrameFeed | None,
+        read: int,
+        frontier: int | None,
+        analytics_state: bytes,
+        counts: dict[str, Any] | None,
+    ) -> str:
+        """Renew the lease, then write; returns the scenario's status as the write found it.
+
+        ``read``: the source's next frame index (frames read so far)."""
+        self.lease.renew()
+        dropped = feed.dropped if feed is not None else 0
+        reconnects = feed.reconnects if feed is not None else 0
+        status = services.runner_publish(
+            scenario_id=self.scenario_id,
+            epoch=self.epoch,
+            rows=rows,
+            next_frame=frontier if frontier is not None else 0,
+            frames_dropped=dropped - self.dropped_reported,
+            fps=self.fps(),
+            stream=feed.status() if feed is not None else None,
+            reconnects=reconnects - self.reconnects_reported,
+            events=events,
+            analytics_state=analytics_state,
+            counts=counts,
+        )
+        metrics.record(
+            {
+                "frames_read": read - self.read_reported,
+                "frames_analysed": len(rows),
+                "frames_dropped": dropped - self.dropped_reported,
+            }
+        )
+        self.read_reported = read
+        self.reconnects_reported = reconnects
+        self.dropped_reported = dropped
+        # Hand the database connection back to the process's pool until the next publish.
+        close_old_connections()
+        self.last_publish = time.monotonic()
+        return status
