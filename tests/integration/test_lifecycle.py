@@ -122,7 +122,9 @@ def test_paused_runner_is_replaced_and_publishes_nothing_when_resumed(
     try:
         moved = wait_for(
             lambda: (d := get(client, sid))["runner"] not in (None, first["runner"]) and d,
-            15,
+            # The heartbeat timeout (5 s), the lease's margin over it, and the restart; a loaded
+            # 2-core machine has needed more than 15 s.
+            30,
             what="replacement",
         )
         old_epoch = first["epoch"]
