@@ -11,7 +11,10 @@ processes are started again, as run.sh's supervisor would. Afterwards:
 * no frame was published by a stale runner after a newer epoch took over (epochs never go
   down along the frame index);
 * no status went backwards (no restart was requested, so the status only moves forward);
-* every outbox row was delivered.
+* every outbox row was delivered;
+* each file scenario's analytics events are numbered 1..N without gap or duplicate, no event
+  (track, type, zone/line, frame) was written twice, and the list equals that of an
+  undisturbed reference run of the same file with the same params, run first.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from django.db import OperationalError, connection
 from django.db.utils import InterfaceError
 
 from misis.lease import lease_holder_epoch
-from scenarios.models import OutboxMessage, Prediction, Scenario, Status
+from scenarios.models import Event, OutboxMessage, Prediction, Scenario, Status
 from scenarios.services import commands
 from testbed.stack import Stack, wait_for
 from tests.integration import faults
@@ -40,6 +43,18 @@ SECONDS = float(os.environ.get("MISIS_CHAOS_SECONDS", "40"))
 SEED = int(os.environ.get("MISIS_CHAOS_SEED", "20261128"))
 FILE_FRAMES = 1500  # long.mp4
 RANK = {s: i for i, s in enumerate(Status)}  # the contract's order; no restart is requested
+# The mock detector's person box never moves (its anchor is at (0.5, 0.75)), so events come from
+# zones around it: one enter each once the track is confirmed, and one dwell each, spread over
+# the file's 60 s so that they are written while the faults strike. Nothing crosses the line (a
+# still box cannot); it is there so that its per-track state is saved and restored too.
+DWELLS = (5, 15, 25, 35, 45, 55)
+ANALYTICS: dict[str, Any] = {
+    "zones": [
+        {"name": f"z{d}", "polygon": [[0.2, 0.5], [0.8, 0.5], [0.8, 0.9], [0.2, 0.9]], "dwell": d}
+        for d in DWELLS
+    ],
+    "lines": [{"name": "across", "points": [[0.0, 0.6], [1.0, 0.6]]}],
+}
 
 
 def db(fn: Callable[[], Any], tries: int = 50) -> Any:
@@ -51,6 +66,14 @@ def db(fn: Callable[[], Any], tries: int = 50) -> Any:
             connection.close()
             time.sleep(0.2)
     return fn()
+
+
+def events(sid: str) -> list[tuple[Any, ...]]:
+    return list(
+        Event.objects.filter(scenario_id=sid)
+        .order_by("seq")
+        .values_list("seq", "type", "zone", "line", "direction", "track_id", "frame_index")
+    )
 
 
 class Monitor(threading.Thread):
@@ -85,8 +108,24 @@ class Monitor(threading.Thread):
 def test_chaos(live: Stack, django_user_model) -> None:
     rng = random.Random(SEED)
     owner = django_user_model.objects.create_user(username="chaos")
+    # The reference: the same file with the same params, undisturbed.
+    reference = str(
+        commands.scenario_create(owner=owner, source="long.mp4", params=ANALYTICS, name="ref").pk
+    )
+    wait_for(
+        lambda: Scenario.objects.get(pk=reference).status == Status.INACTIVE,
+        120,
+        interval=0.5,
+        what="the reference run",
+    )
+    expected = [row[1:] for row in events(reference)]
+    assert len(expected) == 2 * len(DWELLS), expected  # an enter and a dwell per zone
     files = [
-        str(commands.scenario_create(owner=owner, source="long.mp4", name=f"file{i}").pk)
+        str(
+            commands.scenario_create(
+                owner=owner, source="long.mp4", params=ANALYTICS, name=f"file{i}"
+            ).pk
+        )
         for i in range(3)
     ]
     looping = str(
@@ -171,9 +210,14 @@ def test_chaos(live: Stack, django_user_model) -> None:
         assert [f for f, _ in frames] == list(range(FILE_FRAMES)), sid  # once each, no gap
         epochs = [e for _, e in frames]
         assert epochs == sorted(epochs), f"{sid}: a stale runner published after a newer one"
+        found = db(lambda sid=sid: events(sid))
+        assert [row[0] for row in found] == list(range(1, len(found) + 1)), sid
+        keys = [(track, kind, zone, line, frame) for _, kind, zone, line, _, track, frame in found]
+        assert len(set(keys)) == len(keys), f"{sid}: an event written twice"
+        assert [row[1:] for row in found] == expected, sid
         held.append(
-            f"{sid}: {FILE_FRAMES} frames once each, {s.restarts} restarts, "
-            f"epochs {epochs[0]}..{epochs[-1]}"
+            f"{sid}: {FILE_FRAMES} frames once each, {len(found)} events as the reference's, "
+            f"{s.restarts} restarts, epochs {epochs[0]}..{epochs[-1]}"
         )
     loop_frames = db(
         lambda: list(
