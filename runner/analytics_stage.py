@@ -38,12 +38,21 @@ class AnalyticsStage:
     ) -> None:
         self.scenario_id = scenario_id
         self.config = AnalyticsConfig.from_params(params)
-        saved = pickle.loads(state) if state else {}
-        self.engine = (
-            Analytics(self.config, fps=fps, state=saved.get("engine"))
-            if self.config.enabled
-            else None
-        )
+        saved = _load(scenario_id, state)
+        engine_state = saved.get("engine")
+        self.engine = None
+        if self.config.enabled:
+            try:
+                self.engine = Analytics(self.config, fps=fps, state=engine_state)
+            except Exception:
+                # A state this version cannot read (written by an older one): go on with fresh
+                # tracks rather than fail every restart; events may then differ from one run.
+                logger.warning(
+                    "scenario %s: saved analytics state unreadable; starting fresh tracks",
+                    scenario_id,
+                    exc_info=True,
+                )
+                self.engine = Analytics(self.config, fps=fps)
         self.sampler_next_pts: float | None = saved.get("sampler_next_pts")
         self.events_total = events_total
 
@@ -99,3 +108,15 @@ class AnalyticsStage:
         """What the publish saves beside ``next_frame``."""
         engine = self.engine.dump() if self.engine is not None else None
         return pickle.dumps({"engine": engine, "sampler_next_pts": sampler_next_pts})
+
+
+def _load(scenario_id: str, state: bytes | None) -> dict[str, Any]:
+    """The saved state (written by runners only, never by users), or {} if unreadable."""
+    if not state:
+        return {}
+    try:
+        saved = pickle.loads(state)
+    except Exception:
+        logger.warning("scenario %s: saved runner state unreadable; starting fresh", scenario_id)
+        return {}
+    return saved if isinstance(saved, dict) else {}
