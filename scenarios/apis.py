@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework import status as http
 from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.request import Request
@@ -189,6 +191,11 @@ def int_param(
     return value
 
 
+def page_responses(page: type[serializers.Serializer[Any]]) -> dict[int, Any]:
+    """The answers of a paged list of one scenario: the page, or why not."""
+    return {200: page, 400: VALIDATION_ERROR, 401: UNAUTHORIZED, 404: NOT_FOUND, 429: THROTTLED}
+
+
 def page_params(request: Request, *, after_minimum: int, default: int) -> tuple[int | None, int]:
     """``?after=`` (the cursor) and ``?limit=`` (1 to MAX_PAGE) of a paged list."""
     after = int_param(request, "after", None, after_minimum)
@@ -225,13 +232,7 @@ class PredictionListApi(APIView):
                 description=f"Page size, 1 to {selectors.MAX_PAGE}; out of range is a 400.",
             ),
         ],
-        responses={
-            200: PredictionPageSerializer,
-            400: VALIDATION_ERROR,
-            401: UNAUTHORIZED,
-            404: NOT_FOUND,
-            429: THROTTLED,
-        },
+        responses=page_responses(PredictionPageSerializer),
     )
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)

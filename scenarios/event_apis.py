@@ -14,10 +14,9 @@ from scenarios import selectors
 from scenarios.apis import (
     NOT_FOUND,
     SCENARIO_ID,
-    THROTTLED,
     UNAUTHORIZED,
-    VALIDATION_ERROR,
     page_params,
+    page_responses,
 )
 from scenarios.models import EventType
 from scenarios.serializers import EventPageSerializer
@@ -47,13 +46,7 @@ class EventListApi(APIView):
                 description="Only events of this type (repeatable).",
             ),
         ],
-        responses={
-            200: EventPageSerializer,
-            400: VALIDATION_ERROR,
-            401: UNAUTHORIZED,
-            404: NOT_FOUND,
-            429: THROTTLED,
-        },
+        responses=page_responses(EventPageSerializer),
     )
     def get(self, request: Request, scenario_id: str) -> Response:
         scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
