@@ -53,7 +53,7 @@ def insert_predictions(scenario_id: object, rows: int) -> float:
                       "x1": 10, "y1": 20, "x2": 110, "y2": 300}]'::jsonb
             FROM generate_series(0, %s - 1) AS g
             """,
-            [scenario_id, rows],
+            [str(scenario_id), rows],
         )
         cur.execute("ANALYZE scenarios_prediction")
     return time.perf_counter() - t0
@@ -110,6 +110,7 @@ class Api:
     def health(self) -> dict[str, Any] | None:
         try:
             with urllib.request.urlopen(self.base + "/health/", timeout=2) as resp:
-                return json.loads(resp.read())
+                body: dict[str, Any] = json.loads(resp.read())
+                return body
         except OSError:
             return None

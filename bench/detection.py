@@ -36,7 +36,7 @@ def read_frames(path: Path) -> list[Any]:
     import cv2
 
     cap = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[Any] = []
     while True:
         ok, img = cap.read()
         if not ok:
@@ -59,7 +59,7 @@ def direct(model: Any, frames: list[Any]) -> dict[int, float]:
     return out
 
 
-def run_scenarios(token: str, count: int, frames: int) -> tuple[float, list[dict]]:
+def run_scenarios(token: str, count: int, frames: int) -> tuple[float, list[dict[str, Any]]]:
     """(b)/(c): frames per second over all scenarios, from first to last frame analysed."""
     ids = [
         call("POST", "/scenario/", token, {"source": "people.mp4", "name": f"bench{i}"})["id"]

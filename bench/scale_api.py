@@ -46,7 +46,10 @@ def load(
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-        times, statuses, errors, bodies = [], {}, 0, []
+        times: list[float] = []
+        statuses: dict[int, int] = {}
+        errors = 0
+        bodies: list[Any] = []
         start.wait()
         deadline = t_start + seconds
         while time.perf_counter() < deadline:

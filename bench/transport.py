@@ -43,7 +43,9 @@ def jpeg_enc(img: np.ndarray) -> bytes:
 
 
 def jpeg_dec(b: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a JPEG"
+    return image
 
 
 def b64json_enc(img: np.ndarray) -> bytes:
@@ -63,7 +65,8 @@ def pickle_enc(img: np.ndarray) -> bytes:
 
 
 def pickle_dec(b: bytes) -> np.ndarray:
-    return pickle.loads(b)  # our own bytes, for the measurement only
+    frame: np.ndarray = pickle.loads(b)  # our own bytes, for the measurement only
+    return frame
 
 
 OPTIONS: dict[str, tuple[Callable[[np.ndarray], bytes], Callable[[bytes], np.ndarray]]] = {
@@ -90,7 +93,8 @@ def main() -> None:
             while not stop.is_set():
                 got = w.brpop([REQ], timeout=1)
                 if got:
-                    frame = dec(got[1])
+                    raw = got[1]
+                    frame = dec(raw if isinstance(raw, bytes) else raw.encode())
                     w.lpush(REPLY, json.dumps({"mean": float(frame[0, 0, 0])}))
 
         t = threading.Thread(target=worker, daemon=True)

@@ -30,7 +30,7 @@ def check_http() -> bool:
         request.add_header("Host", hosts[0].lstrip("."))
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except Exception as exc:  # HTTPError (503: database or Redis down), URLError, timeout
         print(f"health: {url}: {exc}", file=sys.stderr)
         return False
@@ -45,7 +45,7 @@ def check_worker() -> bool:
     name = os.environ.get("MISIS_WORKER_NAME", "")
     destination = [f"{name}@{host}"] if name else None
     replies = app.control.ping(destination=destination, timeout=TIMEOUT / 2)
-    nodes = [node for reply in replies for node in reply]
+    nodes = [node for reply in replies or [] for node in reply]
     alive = any(node.endswith(f"@{host}") for node in nodes)
     if not alive:
         print(f"health: no Celery worker on {host} answered a ping", file=sys.stderr)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ class Stack:
         for name in names:
             if name in ("beat", "api"):
                 continue
-            wait_for(lambda n=name: b" ready." in self.log(n), timeout, what=f"{name} ready")
+            wait_for(partial(self._logged, name, b" ready."), timeout, what=f"{name} ready")
 
     def ensure_running(self) -> None:
         """Start again whatever a previous test killed."""
@@ -137,6 +138,9 @@ class Stack:
     def name_of(self, runner: str) -> str:
         pid = int(runner.rsplit(":", 1)[1])
         return next(n for n, p in self.procs.items() if p.pid == pid)
+
+    def _logged(self, name: str, text: bytes) -> bool:
+        return text in self.log(name)
 
     def log(self, name: str) -> bytes:
         path = self.log_dir / f"{name}.log"

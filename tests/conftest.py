@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -48,21 +49,21 @@ def _video_root_setting(video_root: Path, settings: pytest.FixtureRequest) -> No
 
 
 @pytest.fixture
-def user(db: None) -> object:
+def user(db: None) -> Any:
     return User.objects.create_user(username="alice", password="x")
 
 
 @pytest.fixture
-def other_user(db: None) -> object:
+def other_user(db: None) -> Any:
     return User.objects.create_user(username="bob", password="x")
 
 
 @pytest.fixture
-def staff_user(db: None) -> object:
+def staff_user(db: None) -> Any:
     return User.objects.create_user(username="ops", password="x", is_staff=True)
 
 
-def client_for(user: object) -> APIClient:
+def client_for(user: Any) -> APIClient:
     token, _ = Token.objects.get_or_create(user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")

@@ -101,7 +101,7 @@ class LoopedFile:
             buf.pts = buf.dts = Gst.CLOCK_TIME_NONE  # do-timestamp stamps it with running time
             frame += 1
             # Anything but OK means the media was torn down (client gone): stop feeding it.
-            return appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK
+            return bool(appsrc.emit("push-buffer", buf) == Gst.FlowReturn.OK)
 
         GLib.timeout_add(max(self.duration // Gst.MSECOND, 1), push)
 

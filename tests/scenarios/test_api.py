@@ -18,7 +18,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
-from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from scenarios.models import (
@@ -83,11 +82,11 @@ def rows() -> tuple[int, int]:
     return Scenario.objects.count(), OutboxMessage.objects.count()
 
 
-def create(api: APIClient, body: Any) -> Response:
+def create(api: APIClient, body: Any) -> Any:
     return api.post("/scenario/", body, format="json")
 
 
-def command(api: APIClient, scenario_id: object, body: Any) -> Response:
+def command(api: APIClient, scenario_id: object, body: Any) -> Any:
     return api.post(scenario_url(scenario_id), body, format="json")
 
 
@@ -243,7 +242,7 @@ def test_create_accepts_params_in_range(api: APIClient, params: dict[str, Any]) 
 # --- POST /scenario/: refused -------------------------------------------------------------
 
 
-def assert_refused(resp: Response, field: str, param: str | None = None) -> None:
+def assert_refused(resp: Any, field: str, param: str | None = None) -> None:
     """400 with a JSON body naming ``field`` (and ``param`` inside ``params``); nothing made."""
     assert resp.status_code == 400, resp.content
     assert resp["Content-Type"].startswith("application/json")
