@@ -424,6 +424,26 @@ def test_list_never_shows_another_users_scenarios(
     assert every == mine | {str(p) for p in theirs}
 
 
+def test_the_schema_states_the_list_parameters_and_page(client: Any) -> None:
+    schema = client.get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/scenario/"]["get"]
+    params = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+    assert set(params) == {"limit", "cursor", "status", "name"}
+    assert params["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": selectors.SCENARIO_PAGE_MAX,
+        "default": selectors.SCENARIO_PAGE,
+    }
+    assert set(params["status"]["schema"]["items"]["enum"]) == set(Status.values)
+    assert params["status"]["explode"] is True
+    page = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    body = schema["components"]["schemas"][page.rsplit("/", 1)[-1]]
+    assert set(body["properties"]) == {"next", "results"}
+    assert body["properties"]["results"]["items"]["$ref"].endswith("/Scenario")
+    assert "204" in schema["paths"]["/scenario/{scenario_id}/"]["delete"]["responses"]
+
+
 def test_list_without_a_token_is_401(client: Any) -> None:
     assert client.get("/scenario/").status_code == 401
 
