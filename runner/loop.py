@@ -87,7 +87,8 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
 class ScenarioRunner:
     """One claimed (scenario, epoch): open the source, then loop until a ``Stop``.
 
-    Each turn of the loop: stop?  next frame -> sample -> submit;  publish if due;  collect.
+    Each turn of the loop: stop?  next frame -> sample -> motion gate -> submit;  publish if due;
+    collect.
     """
 
     def __init__(self, scenario_id: str, epoch: int, lease: Lease, claim: services.Claim) -> None:
