@@ -107,9 +107,13 @@ class Analytics:
         width: int,
         height: int,
         boxes: list[dict[str, Any]],
+        after_skip: bool = False,
     ) -> tuple[list[int | None], list[Event]]:
-        """Track ids for ``boxes`` (in order) and the events of this frame, in a fixed order."""
-        ids = self.state.tracker.update(boxes, pts)
+        """Track ids for ``boxes`` (in order) and the events of this frame, in a fixed order.
+
+        ``after_skip``: the frames since the last call were skipped because nothing moved (the
+        tracks coast over them; see Tracker.update)."""
+        ids = self.state.tracker.update(boxes, pts, after_skip=after_skip)
         events: list[Event] = []
         for box, track_id in zip(boxes, ids, strict=True):
             if track_id is None:

@@ -23,10 +23,19 @@ class Tracker:
             frame_rate=max(fps, 1.0), minimum_consecutive_frames=2, lost_track_buffer=30
         )
 
-    def update(self, boxes: list[dict[str, Any]], pts: float) -> list[int | None]:
-        """The track id of each box (None while a track is not yet confirmed), in input order."""
+    def update(
+        self, boxes: list[dict[str, Any]], pts: float, *, after_skip: bool = False
+    ) -> list[int | None]:
+        """The track id of each box (None while a track is not yet confirmed), in input order.
+
+        ``after_skip``: the motion gate skipped the frames since the last update because nothing
+        moved. ByteTrack with timestamps would count that gap against each track's lost-track
+        budget (a second) and drop every track before matching; without a timestamp it counts
+        this update as the next frame, so a skipped stretch costs no track.
+        """
+        timestamp = None if after_skip else pts
         if not boxes:
-            self._update(sv.Detections.empty(), pts)
+            self._update(sv.Detections.empty(), timestamp)
             return []
         detections = sv.Detections(
             xyxy=np.array([[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes], dtype=float),
@@ -34,7 +43,7 @@ class Tracker:
             class_id=np.array([b["class_id"] for b in boxes], dtype=int),
             data={"index": np.arange(len(boxes))},
         )
-        tracked = self._update(detections, pts)
+        tracked = self._update(detections, timestamp)
         ids: list[int | None] = [None] * len(boxes)
         assert tracked.tracker_id is not None  # a tracker's output always carries ids
         for index, track_id in zip(tracked.data["index"], tracked.tracker_id, strict=True):
@@ -42,7 +51,7 @@ class Tracker:
                 ids[int(index)] = int(track_id) + FIRST_ID
         return ids
 
-    def _update(self, detections: sv.Detections, pts: float) -> sv.Detections:
+    def _update(self, detections: sv.Detections, timestamp: float | None) -> sv.Detections:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            return self._tracker.update(detections, timestamp=pts)
+            return self._tracker.update(detections, timestamp=timestamp)

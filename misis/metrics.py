@@ -29,6 +29,7 @@ COUNTERS = {
     "frames_read": "Frames read from sources",
     "frames_analysed": "Frames whose predictions were published",
     "frames_dropped": "Live frames dropped because the detector was busy",
+    "frames_skipped": "Sampled frames kept from the detector because nothing moved",
     "inference_frames": "Frames run through the detector",
     "inference_batches": "Detector calls (batches)",
     "source_reconnects": "Live streams reopened after they dropped out",

@@ -69,13 +69,22 @@ class AnalyticsStage:
         captured_at: datetime,
         image: np.ndarray,
         boxes: list[dict[str, Any]],
+        after_skip: bool = False,
     ) -> list[EventRow]:
-        """Give ``boxes`` their ``track_id`` (in place) and return this frame's events."""
+        """Give ``boxes`` their ``track_id`` (in place) and return this frame's events.
+
+        ``after_skip``: the motion gate skipped the frames before this one (runner/motion.py);
+        they never reach the analytics, whose tracks keep the last detections over them."""
         if self.engine is None:
             return []
         height, width = image.shape[:2]
         ids, events = self.engine.process(
-            frame_index=frame_index, pts=pts, width=width, height=height, boxes=boxes
+            frame_index=frame_index,
+            pts=pts,
+            width=width,
+            height=height,
+            boxes=boxes,
+            after_skip=after_skip,
         )
         for box, track_id in zip(boxes, ids, strict=True):
             box["track_id"] = track_id

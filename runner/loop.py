@@ -23,6 +23,7 @@ from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
 from runner.analytics_stage import AnalyticsStage
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
+from runner.motion import MotionGate
 from runner.publishing import Publisher
 from runner.sampling import SampledFrame, Sampler
 from runner.sources import Frame, SourceError, VideoSource
@@ -86,7 +87,8 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
 class ScenarioRunner:
     """One claimed (scenario, epoch): open the source, then loop until a ``Stop``.
 
-    Each turn of the loop: stop?  next frame -> sample -> submit;  publish if due;  collect.
+    Each turn of the loop: stop?  next frame -> sample -> motion gate -> submit;  publish if due;
+    collect.
     """
 
     def __init__(self, scenario_id: str, epoch: int, lease: Lease, claim: services.Claim) -> None:
@@ -116,6 +118,7 @@ class ScenarioRunner:
             self.sampler.next_pts = self.analytics.sampler_next_pts  # where the last run left it
         self.events: list[EventRow] = []
         self.next_stop_check = 0.0
+        self.gate: MotionGate | None = None  # once the source is open (is it live?)
 
     # --- life cycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -179,6 +182,10 @@ class ScenarioRunner:
             # A file keeps frames queued at the detector so it never idles between them; a
             # live source sends one at a time, so each prediction is about the newest frame.
             self.client.max_in_flight = 1
+        if self.params.motion_on(live=self.source.live):
+            self.gate = MotionGate(
+                max_gap=self.params.motion_max_gap, threshold=self.params.motion_threshold
+            )
         try:
             while True:
                 self._turn(feed)
@@ -191,7 +198,7 @@ class ScenarioRunner:
         frame = self._next_frame(feed)
         before = self.sampler.next_pts
         if frame is not None and self.sampler.take(frame.pts):
-            self._submit(frame, before)
+            self._sample(frame, before)
         # Publish after the next frame is on its way, so the write overlaps inference.
         self._maybe_publish()
         self._collect(took=frame is not None)
@@ -227,9 +234,22 @@ class ScenarioRunner:
         except SourceError as exc:
             self.fail(exc)
 
-    def _submit(self, frame: Frame, sampler_before: float | None) -> None:
+    def _sample(self, frame: Frame, sampler_before: float | None) -> None:
+        """A sampled frame goes to the detector unless the motion gate finds nothing new in it;
+        a skipped one is counted, and the tracks and the preview keep the last detections."""
+        after_skip = False
+        if self.gate is not None:
+            decision = self.gate.decide(frame)
+            if not decision.send:
+                self.publisher.skipped += 1
+                return
+            after_skip = decision.after_skip
+        self._submit(frame, sampler_before, after_skip)
+
+    def _submit(self, frame: Frame, sampler_before: float | None, after_skip: bool) -> None:
         image, box = letterbox(frame.image, self.params.imgsz)
-        self.client.submit(image, self.options, tag=SampledFrame.of(frame, box, sampler_before))
+        tag = SampledFrame.of(frame, box, sampler_before, after_skip)
+        self.client.submit(image, self.options, tag=tag)
 
     def _maybe_publish(self) -> None:
         """Publish a full batch, rows older than the interval, or a heartbeat that is due."""
@@ -262,7 +282,10 @@ class ScenarioRunner:
             captured_at=sampled.captured_at,
             image=sampled.image,
             boxes=boxes,
+            after_skip=sampled.after_skip,
         )
+        if self.gate is not None:
+            self.gate.observe(boxes, sampled.width, sampled.height)
         overlay = self.analytics.overlay if self.analytics.enabled else None
         self.preview.offer(sampled.image, boxes, overlay)
         return sampled.row(det, boxes)

@@ -1,6 +1,6 @@
 """The publish step of one (scenario, epoch) on a runner: renew the lease, then write the pending
 rows, events, analytics state and the heartbeat in one transaction fenced by epoch; count what
-was read, analysed and dropped since the last publish in the process's metrics."""
+was read, analysed, dropped and skipped since the last publish in the process's metrics."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Publisher:
         self.lease = lease
         self.dropped_reported = 0
         self.reconnects_reported = 0
+        self.skipped = 0  # frames the motion gate skipped since the last publish
         self.read_reported = read_from  # frame index up to which frames_read was counted
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
@@ -73,6 +74,7 @@ class Publisher:
             rows=rows,
             next_frame=frontier if frontier is not None else 0,
             frames_dropped=dropped - self.dropped_reported,
+            frames_skipped=self.skipped,
             fps=self.fps(),
             stream=feed.status() if feed is not None else None,
             reconnects=reconnects - self.reconnects_reported,
@@ -85,8 +87,10 @@ class Publisher:
                 "frames_read": read - self.read_reported,
                 "frames_analysed": len(rows),
                 "frames_dropped": dropped - self.dropped_reported,
+                "frames_skipped": self.skipped,
             }
         )
+        self.skipped = 0
         self.read_reported = read
         self.reconnects_reported = reconnects
         self.dropped_reported = dropped

@@ -111,3 +111,32 @@ def write_walker_video(
     finally:
         writer.release()
     return path
+
+
+def write_static_video(
+    path: Path,
+    *,
+    frames: int = 100,
+    fps: float = 25.0,
+    size: tuple[int, int] = (320, 240),
+    noise: float = 6.0,
+) -> Path:
+    """A still scene as a fixed camera sees it: nothing moves, only sensor noise (Gaussian,
+    ``noise`` grey levels) differs from frame to frame. The motion gate's quiet case."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    scene = np.empty((h, w, 3), dtype=np.float32)
+    scene[:] = np.linspace(60, 190, w, dtype=np.float32)[None, :, None]  # a lit wall
+    cv2.rectangle(scene, (w // 8, h // 2), (w // 3, h - 10), (40, 70, 120), -1)  # a door
+    cv2.rectangle(scene, (w // 2, h // 6), (w - w // 8, h // 2), (200, 180, 150), -1)  # a window
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    try:
+        for _ in range(frames):
+            grain = rng.normal(0.0, noise, scene.shape).astype(np.float32)
+            writer.write(np.clip(scene + grain, 0, 255).astype(np.uint8))
+    finally:
+        writer.release()
+    return path

@@ -50,14 +50,28 @@ class SampledFrame:
     # The sampler's clock before this frame was taken: what a runner that resumes at this
     # frame starts from, so that it samples the same frames an uninterrupted run would.
     sampler_before: float | None = None
+    # The motion gate skipped frames before this one (runner/motion.py).
+    after_skip: bool = False
 
     @classmethod
     def of(
-        cls, frame: Frame, box: Letterbox | None, sampler_before: float | None = None
+        cls,
+        frame: Frame,
+        box: Letterbox | None,
+        sampler_before: float | None = None,
+        after_skip: bool = False,
     ) -> SampledFrame:
         h, w = frame.image.shape[:2]
         return cls(
-            frame.index, frame.pts, frame.captured_at, w, h, box, frame.image, sampler_before
+            frame.index,
+            frame.pts,
+            frame.captured_at,
+            w,
+            h,
+            box,
+            frame.image,
+            sampler_before,
+            after_skip,
         )
 
     def source_boxes(self, det: Detection) -> list[dict[str, Any]]:

@@ -67,6 +67,8 @@ class Scenario(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)
     frames_processed = models.PositiveBigIntegerField(default=0)
     frames_dropped = models.PositiveBigIntegerField(default=0)
+    # Sampled frames the motion gate kept from the detector because nothing moved in them.
+    frames_skipped = models.PositiveBigIntegerField(default=0)
     # Frames [0, next_frame) have been read and their predictions published; a restart of a
     # file source resumes here.
     next_frame = models.PositiveBigIntegerField(default=0)

@@ -47,6 +47,11 @@ TARGET_FPS_RANGE = Range(0, 240, low_open=True)
 CONFIDENCE_RANGE = Range(0, 1)
 IMGSZ_RANGE = Range(32, 4096)
 RECONNECT_TIMEOUT_RANGE = Range(0, 86400, low_open=True)  # seconds
+# Seconds of source time; at most half the analytics' FORGET_AFTER (analytics/engine.py, 10 s),
+# so a still object the detector sees only at the gap's frames is never forgotten between them
+# (tests/runner/test_motion.py holds the two together).
+MOTION_MAX_GAP_RANGE = Range(0, 5, low_open=True)
+MOTION_THRESHOLD_RANGE = Range(0, 1, low_open=True)  # changed share of the frame
 MAX_CLASSES = 1000
 MAX_CLASS_LENGTH = 100
 
@@ -56,6 +61,11 @@ DEFAULT_CLASSES: frozenset[str] | None = None  # every label
 DEFAULT_IMGSZ = 640
 DEFAULT_LOOP = False
 DEFAULT_RECONNECT_TIMEOUT = 60.0
+# None: on for live sources, off for files (a file's events stay the same whether or not its
+# runner was replaced mid-way; a resumed runner has no grey frame to compare with).
+DEFAULT_MOTION: bool | None = None
+DEFAULT_MOTION_MAX_GAP = 2.0
+DEFAULT_MOTION_THRESHOLD = 0.002
 
 
 def _integer(value: Any) -> bool:
@@ -85,6 +95,15 @@ _RULES: dict[str, tuple[Any, str]] = {
     "reconnect_timeout": (
         lambda v: _number(v) and v in RECONNECT_TIMEOUT_RANGE,
         f"seconds in {RECONNECT_TIMEOUT_RANGE}",
+    ),
+    "motion": (lambda v: isinstance(v, bool), "true or false"),
+    "motion_max_gap": (
+        lambda v: _number(v) and v in MOTION_MAX_GAP_RANGE,
+        f"seconds in {MOTION_MAX_GAP_RANGE}",
+    ),
+    "motion_threshold": (
+        lambda v: _number(v) and v in MOTION_THRESHOLD_RANGE,
+        f"a number in {MOTION_THRESHOLD_RANGE}",
     ),
 }
 
@@ -156,6 +175,9 @@ def params_json_schema() -> dict[str, Any]:
             "imgsz": IMGSZ_RANGE.json_schema("integer"),
             "loop": {"type": "boolean"},
             "reconnect_timeout": RECONNECT_TIMEOUT_RANGE.json_schema(),
+            "motion": {"type": "boolean"},
+            "motion_max_gap": MOTION_MAX_GAP_RANGE.json_schema(),
+            "motion_threshold": MOTION_THRESHOLD_RANGE.json_schema(),
             **analytics_json_schema(label_pattern=LABEL_PATTERN),
         },
     }
@@ -169,6 +191,13 @@ class Params:
     imgsz: int = DEFAULT_IMGSZ
     loop: bool = DEFAULT_LOOP
     reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT
+    motion: bool | None = DEFAULT_MOTION
+    motion_max_gap: float = DEFAULT_MOTION_MAX_GAP
+    motion_threshold: float = DEFAULT_MOTION_THRESHOLD
+
+    def motion_on(self, *, live: bool) -> bool:
+        """Whether the motion gate (runner/motion.py) runs: as asked, else for live sources."""
+        return live if self.motion is None else self.motion
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Params:
@@ -181,4 +210,7 @@ class Params:
             imgsz=raw.get("imgsz", DEFAULT_IMGSZ),
             loop=raw.get("loop", DEFAULT_LOOP),
             reconnect_timeout=raw.get("reconnect_timeout", DEFAULT_RECONNECT_TIMEOUT),
+            motion=raw.get("motion", DEFAULT_MOTION),
+            motion_max_gap=raw.get("motion_max_gap", DEFAULT_MOTION_MAX_GAP),
+            motion_threshold=raw.get("motion_threshold", DEFAULT_MOTION_THRESHOLD),
         )

@@ -161,6 +161,7 @@ class ScenarioSerializer(serializers.ModelSerializer[Scenario]):
             "heartbeat_at",
             "frames_processed",
             "frames_dropped",
+            "frames_skipped",
             "fps",
             "restarts",
             "stop_reason",

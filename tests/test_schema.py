@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from scenarios.analytics_params import ANALYTICS_KEYS, MAX_POLYGON_POINTS, MAX_SECRET, MIN_SECRET
 from scenarios.models import Scenario
-from scenarios.params import TARGET_FPS_RANGE
+from scenarios.params import MOTION_MAX_GAP_RANGE, TARGET_FPS_RANGE
 from tests.factories import make_prediction
 
 pytestmark = pytest.mark.django_db
@@ -187,12 +187,19 @@ def test_params_schema_states_every_key_with_the_ranges_the_server_checks(
     body = resolve(schema, create["content"]["application/json"]["schema"])
     params = body["properties"]["params"]
     detector = {"target_fps", "confidence", "classes", "imgsz", "loop", "reconnect_timeout"}
-    assert set(params["properties"]) == detector | set(ANALYTICS_KEYS)
+    motion = {"motion", "motion_max_gap", "motion_threshold"}
+    assert set(params["properties"]) == detector | motion | set(ANALYTICS_KEYS)
     assert params["additionalProperties"] is False
     fps = params["properties"]["target_fps"]
     assert (fps["minimum"], fps["maximum"], fps["exclusiveMinimum"]) == (
         TARGET_FPS_RANGE.low,
         TARGET_FPS_RANGE.high,
+        True,
+    )
+    gap = params["properties"]["motion_max_gap"]
+    assert (gap["minimum"], gap["maximum"], gap["exclusiveMinimum"]) == (
+        MOTION_MAX_GAP_RANGE.low,
+        MOTION_MAX_GAP_RANGE.high,
         True,
     )
     zone = params["properties"]["zones"]["items"]

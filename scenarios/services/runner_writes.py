@@ -120,6 +120,7 @@ def runner_publish(
     rows: list[PredictionRow],
     next_frame: int,
     frames_dropped: int = 0,
+    frames_skipped: int = 0,
     fps: float | None = None,
     stream: StreamStatus | None = None,
     reconnects: int = 0,
@@ -158,6 +159,7 @@ def runner_publish(
             scenario.counts = counts
     scenario.next_frame = max(scenario.next_frame, next_frame)
     scenario.frames_dropped += frames_dropped
+    scenario.frames_skipped += frames_skipped
     if fps is not None:
         scenario.fps = round(fps, 2)
     if stream is not None:
