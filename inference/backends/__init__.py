@@ -13,7 +13,15 @@ from inference.backends.mock import MockBackend
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RUNTIMES", "Backend", "Box", "DetectOptions", "choose_runtime", "load_backend"]
+__all__ = [
+    "RUNTIMES",
+    "Backend",
+    "Box",
+    "DetectOptions",
+    "build_yolo",
+    "choose_runtime",
+    "load_backend",
+]
 
 RUNTIMES = ("openvino", "onnx", "torch", "tensorrt")
 
@@ -45,7 +53,17 @@ def load_backend() -> tuple[Backend, str | None]:
     runtime = settings.MISIS_RUNTIME
     try:
         runtime = choose_runtime(settings.MISIS_RUNTIME, settings.MISIS_DEVICE)
-        return build_yolo(runtime), None
+        device = settings.MISIS_DEVICE
+        backend = build_yolo(
+            runtime,
+            model=settings.MISIS_MODEL or None,
+            device=device,
+            # torch on CUDA: fp16 when chosen by auto, its best there short of TensorRT.
+            half=settings.MISIS_HALF or (device != "cpu" and settings.MISIS_RUNTIME == "auto"),
+            threads=settings.MISIS_INFERENCE_THREADS or None,
+            cache=Path(settings.MISIS_MODEL_CACHE),
+        )
+        return backend, None
     except Exception as exc:  # any failure to load a model must not kill the worker
         reason = (
             f"{wanted} backend could not load on runtime {runtime} ({type(exc).__name__}: {exc})"
@@ -54,27 +72,31 @@ def load_backend() -> tuple[Backend, str | None]:
         return MockBackend(delay_ms=settings.MISIS_MOCK_DELAY_MS), reason
 
 
-def build_yolo(runtime: str) -> Backend:
-    """The ``yolo`` backend for the configured weights on ``runtime``."""
-    from inference.backends.yolo import default_model_path
+def build_yolo(
+    runtime: str,
+    *,
+    model: str | None,
+    device: str,
+    half: bool,
+    threads: int | None,
+    cache: Path,
+) -> Backend:
+    """The ``yolo`` backend for ``model`` (None: the default weights) on ``runtime``.
 
-    model = settings.MISIS_MODEL or default_model_path()
-    threads = settings.MISIS_INFERENCE_THREADS or None
-    device = settings.MISIS_DEVICE
+    ``half`` applies to torch on a GPU; a TensorRT engine is always fp16, the CPU runtimes fp32.
+    """
+    from inference.backends.yolo import YoloBackend, cpu_threads, default_model_path
+
+    weights = model or default_model_path()
     if runtime in ("openvino", "onnx"):
         from inference.backends.runtime import RuntimeBackend
-        from inference.backends.yolo import cpu_threads
 
-        return RuntimeBackend(
-            model, runtime, Path(settings.MISIS_MODEL_CACHE), device, cpu_threads(threads)
-        )
-    from inference.backends.yolo import YoloBackend
-
+        return RuntimeBackend(weights, runtime, cache, device, cpu_threads(threads))
     if runtime == "tensorrt":
         from inference.export import export
 
-        engine = export(Path(model), "engine", Path(settings.MISIS_MODEL_CACHE), device)
+        engine = export(Path(weights), "engine", cache, device)
         return YoloBackend(str(engine.model), device=device, half=True, threads=threads)
-    # torch: on CUDA in fp16 unless asked otherwise (its best there short of TensorRT).
-    half = settings.MISIS_HALF or (device != "cpu" and settings.MISIS_RUNTIME == "auto")
-    return YoloBackend(model, device=device, half=half, threads=threads)
+    if runtime == "torch":
+        return YoloBackend(weights, device=device, half=half, threads=threads)
+    raise ValueError(f"unknown runtime {runtime!r}; runtimes: {', '.join(RUNTIMES)}")

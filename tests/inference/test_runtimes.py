@@ -7,6 +7,7 @@ weights' content, guarded by a file lock; a model that cannot load says so.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -219,3 +220,28 @@ def test_a_model_that_cannot_load_says_so_in_the_log_and_health(
     settings.MISIS_MODEL_CACHE = str(CACHE)
     backend, reason = load_backend()
     assert (backend.name, backend.runtime, reason) == ("yolo", "openvino", None)
+
+
+LOAD_IN_A_PROCESS = """
+import sys
+import django
+django.setup()
+from inference.backends import load_backend
+backend, reason = load_backend()
+print(backend.runtime, reason, "ultralytics" in sys.modules, "torch" in sys.modules)
+"""
+
+
+def test_the_default_runtime_needs_neither_ultralytics_nor_torch() -> None:
+    """The AGPL library and torch stay out of the inference worker once the export exists."""
+    export(Path(default_model_path()), "openvino", CACHE)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_PROCESS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MISIS_RUNTIME": "auto", "MISIS_INFERENCE_BACKEND": "yolo"},
+        check=True,
+    )
+    assert out.stdout.split() == ["openvino", "None", "False", "False"], out
