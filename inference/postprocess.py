@@ -47,5 +47,5 @@ def detections(
         y1 = min(max((y - transform.pad_y) / transform.scale, 0.0), float(transform.height))
         x2 = min(max((x + bw - transform.pad_x) / transform.scale, 0.0), float(transform.width))
         y2 = min(max((y + bh - transform.pad_y) / transform.scale, 0.0), float(transform.height))
-        out.append((int(class_ids[i]), float(confs[i]), x1, y1, x2, y2))
+        out.append((int(class_ids[i]), float(confs[i]), float(x1), float(y1), float(x2), float(y2)))
     return out

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 class Session(Protocol):
     runtime: str
     device: str
+    # The model's input (batch, height, width); None where it is dynamic.
+    input_shape: tuple[int | None, int | None, int | None]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -39,11 +41,17 @@ class OpenVinoSession:
         # costs one extra compile inside OpenVINO, then it is cached by the plugin.
         self._compiled: Any = core.compile_model(core.read_model(model), device, config)
         self._request: Any = self._compiled.create_infer_request()
+        # An fp16 ONNX takes fp16 input; everything else fp32.
+        self._dtype = np.dtype(self._compiled.input(0).get_element_type().to_dtype())
+        dims = self._compiled.input(0).get_partial_shape()
+        b, _, h, w = (d.get_length() if d.is_static else None for d in dims)
+        self.input_shape = (b, h, w)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        self._request.infer({0: batch})
+        self._request.infer({0: batch.astype(self._dtype, copy=False)})
         out: np.ndarray = self._request.get_output_tensor(0).data
-        return out.copy()  # the request reuses its buffer on the next call
+        # A copy: the request reuses its buffer on the next call.
+        return out.astype(np.float32, copy=True)
 
 
 class OnnxSession:
@@ -65,12 +73,17 @@ class OnnxSession:
             wanted = [p for p in self.PREFERRED if p in available]
         self.device = device
         self._session: Any = ort.InferenceSession(str(model), options, providers=wanted)
-        self._input = self._session.get_inputs()[0].name
+        first = self._session.get_inputs()[0]
+        self._input = first.name
+        self._dtype = np.float16 if first.type == "tensor(float16)" else np.float32
+        b, _, h, w = (d if isinstance(d, int) else None for d in first.shape)
+        self.input_shape = (b, h, w)
         logger.info("onnxruntime providers: %s", self._session.get_providers())
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self._session.run(None, {self._input: batch})[0]
-        return out
+        feed = {self._input: batch.astype(self._dtype, copy=False)}
+        out: np.ndarray = self._session.run(None, feed)[0]
+        return out.astype(np.float32, copy=False)
 
 
 def open_session(runtime: str, model: Path, threads: int, device: str) -> Session:

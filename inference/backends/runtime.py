@@ -3,7 +3,7 @@
 The project's own letterbox (``inference.preprocess``) and NMS (``inference.postprocess``)
 replace ultralytics' predictor around the session; the boxes match ultralytics' on the same
 weights (tests/inference/test_runtimes.py). A ``.pt`` is exported once to the runtime's format
-(``inference.export``); an ``.onnx`` runs as it is on the ``onnx`` runtime.
+(``inference.export``); an ``.onnx`` runs as it is on either runtime.
 """
 
 from __future__ import annotations
@@ -49,15 +49,13 @@ class RuntimeBackend:
         if not path.is_file():
             raise FileNotFoundError(f"YOLO weights not found: {model}")
         started = time.perf_counter()
-        if path.suffix.lower() == ".onnx" and runtime == "onnx":
+        if path.suffix.lower() == ".onnx":  # both runtimes read ONNX as it is
             file, self.labels = path, onnx_labels(path)
         elif path.suffix.lower() == ".pt":
             exported = export(path, runtime, cache)
             file, self.labels = exported.model, exported.labels
         else:
-            raise ValueError(
-                f"the {runtime} runtime takes .pt weights (or .onnx for onnx): {model}"
-            )
+            raise ValueError(f"the {runtime} runtime takes .pt or .onnx weights, got {model!r}")
         self.model = str(path)
         self.runtime = runtime
         self.device = device
@@ -82,16 +80,22 @@ class RuntimeBackend:
             raise ValueError(f"{len(frames)} frames but {len(options)} options")
         for classes in {opts.classes for opts in options if opts.classes is not None}:
             self._warn_unknown(classes)
-        prepared = [model_input(f, o.imgsz) for f, o in zip(frames, options, strict=True)]
-        # One session call per input shape (frames of one camera share it).
+        batch, height, width = self._session.input_shape
+        fixed = (height, width) if height is not None and width is not None else None
+        prepared = [model_input(f, o.imgsz, fixed) for f, o in zip(frames, options, strict=True)]
+        # One session call per input shape (frames of one camera share it), in chunks of the
+        # model's batch size when it has a static one.
         groups: dict[tuple[int, ...], list[int]] = {}
         for index, (image, _) in enumerate(prepared):
             groups.setdefault(image.shape, []).append(index)
         results: list[list[Box]] = [[] for _ in frames]
-        for indices in groups.values():
-            output = self._session(to_tensor([prepared[i][0] for i in indices]))
-            for row, index in enumerate(indices):
-                results[index] = self._boxes(output[row], options[index], prepared[index][1])
+        for group in groups.values():
+            step = batch or len(group)
+            for start in range(0, len(group), step):
+                indices = group[start : start + step]
+                output = self._session(to_tensor([prepared[i][0] for i in indices]))
+                for row, index in enumerate(indices):
+                    results[index] = self._boxes(output[row], options[index], prepared[index][1])
         return results
 
     def _boxes(self, output: np.ndarray, opts: DetectOptions, transform: Letterbox) -> list[Box]:

@@ -245,3 +245,23 @@ def test_the_default_runtime_needs_neither_ultralytics_nor_torch() -> None:
         check=True,
     )
     assert out.stdout.split() == ["openvino", "None", "False", "False"], out
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnx"])
+def test_an_onnx_with_a_static_input_runs_on_both_runtimes(
+    runtime: str, torch_backend: YoloBackend
+) -> None:
+    """The package's own ONNX export: a fixed 1x3x640x640 input, labels in its metadata."""
+    onnx_file = Path(default_model_path()).with_name("best_fp16.onnx")
+    backend = RuntimeBackend(str(onnx_file), runtime, CACHE, threads=2)
+    assert backend.labels == {0: "Normal", 1: "Fall"}
+    img = photo("bus.jpg")
+    opts = [DetectOptions(confidence=0.4)] * 2
+    got = backend.predict([img, img], opts)  # two calls of batch 1 inside
+    [want] = torch_backend.predict([img], opts[:1])
+    for boxes in got:
+        assert len([b for b in boxes if b.label == "Normal"]) >= 3
+        for w in want:
+            # The square input frames the edge person a little differently (as torch does on a
+            # square input): the same people, not the same pixels.
+            assert max(iou(g, w) for g in boxes) > 0.5, (w, boxes)
