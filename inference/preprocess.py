@@ -64,3 +64,39 @@ def letterbox(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, Letterbox | No
             value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
         )
     return resized, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, width=w, height=h)
+
+
+def model_input(
+    image: np.ndarray, imgsz: int, fixed: tuple[int, int] | None = None
+) -> tuple[np.ndarray, Letterbox]:
+    """``image`` (BGR) as the model sees it: long side scaled to ``imgsz`` (up or down, as
+    ultralytics' predictor does), padded to the stride, and how to map boxes back.
+
+    ``fixed`` (height, width): a model with a static input size; the image is fitted into it
+    and padded to exactly that size."""
+    h, w = image.shape[:2]
+    scale = imgsz / max(h, w) if fixed is None else min(fixed[0] / h, fixed[1] / w)
+    new_w, new_h = max(round(w * scale), 1), max(round(h * scale), 1)
+    out = image
+    if (new_w, new_h) != (w, h):
+        out = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    out_w = -(-new_w // STRIDE) * STRIDE if fixed is None else fixed[1]
+    out_h = -(-new_h // STRIDE) * STRIDE if fixed is None else fixed[0]
+    pad_x, pad_y = (out_w - new_w) // 2, (out_h - new_h) // 2
+    if (out_w, out_h) != (new_w, new_h):
+        out = cv2.copyMakeBorder(
+            out,
+            pad_y,
+            out_h - new_h - pad_y,
+            pad_x,
+            out_w - new_w - pad_x,
+            cv2.BORDER_CONSTANT,
+            value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+        )
+    return out, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, width=w, height=h)
+
+
+def to_tensor(images: list[np.ndarray]) -> np.ndarray:
+    """Same-sized BGR uint8 images as one NCHW float32 RGB batch in 0..1."""
+    batch = np.stack(images)[..., ::-1].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1 / 255)

@@ -22,7 +22,12 @@ def start_batcher() -> dict[str, Any]:
     _batcher = Batcher(backend)
     _thread = threading.Thread(target=_batcher.run, name="batcher", daemon=True)
     _thread.start()
-    return {"backend": backend.name, "model": backend.model, "fallback_reason": fallback}
+    return {
+        "backend": backend.name,
+        "model": backend.model,
+        "runtime": backend.runtime,
+        "fallback_reason": fallback,
+    }
 
 
 def stop_batcher(timeout: float = 30.0) -> None:

@@ -24,7 +24,11 @@ def _inference(workers: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     infos = list(workers.get("inference", {}).values())
     if infos:
         info = infos[0]
-        out = {"backend": info.get("backend"), "model": info.get("model")}
+        out = {
+            "backend": info.get("backend"),
+            "model": info.get("model"),
+            "runtime": info.get("runtime"),
+        }
         if info.get("fallback_reason"):
             out["fallback_reason"] = info["fallback_reason"]
         return out
@@ -33,6 +37,7 @@ def _inference(workers: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     return {
         "backend": backend,
         "model": settings.MISIS_MODEL or ("mock" if backend == "mock" else "default"),
+        "runtime": "mock" if backend == "mock" else settings.MISIS_RUNTIME,
     }
 
 
@@ -56,6 +61,12 @@ _HEALTH_BODY = inline_serializer(
             fields={
                 "backend": serializers.CharField(help_text="The detector: yolo or mock."),
                 "model": serializers.CharField(help_text="Path or name of the weights."),
+                "runtime": serializers.CharField(
+                    help_text=(
+                        "What runs the weights: openvino, onnx, torch or tensorrt (mock for "
+                        "mock); with no inference worker up, the configured MISIS_RUNTIME."
+                    )
+                ),
                 "fallback_reason": serializers.CharField(
                     required=False, help_text="Why the worker fell back to another backend."
                 ),

@@ -29,6 +29,7 @@ def assert_health_shape(body: dict[str, Any]) -> None:
     assert isinstance(body["inference"], dict)
     assert body["inference"]["backend"] in ("yolo", "mock")
     assert isinstance(body["inference"]["model"], str) and body["inference"]["model"]
+    assert body["inference"]["runtime"] in ("openvino", "onnx", "torch", "tensorrt", "mock", "auto")
 
 
 def test_health_needs_no_token_and_answers_200() -> None:
@@ -54,7 +55,7 @@ def test_health_ignores_a_wrong_token() -> None:
 def test_health_counts_live_workers_and_names_the_detector() -> None:
     baseline = APIClient().get("/health/").json()["workers"]
     inference = Presence("inference@host", ["inference"])
-    inference.info = {"backend": "mock", "model": "mock-weights"}
+    inference.info = {"backend": "yolo", "model": "best.pt", "runtime": "openvino"}
     for presence in (
         Presence("runner1@host", ["runner"]),
         Presence("runner2@host", ["runner"]),
@@ -74,8 +75,7 @@ def test_health_counts_live_workers_and_names_the_detector() -> None:
         "orchestrator": baseline["orchestrator"] + 1,
     }
     if baseline["inference"] == 0:  # the only inference worker is the one written above
-        assert body["inference"]["backend"] == "mock"
-        assert body["inference"]["model"] == "mock-weights"
+        assert body["inference"] == {"backend": "yolo", "model": "best.pt", "runtime": "openvino"}
 
 
 def test_a_worker_that_left_or_stopped_beating_is_not_counted() -> None:

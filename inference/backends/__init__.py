@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 
 from django.conf import settings
 
@@ -11,7 +13,32 @@ from inference.backends.mock import MockBackend
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Backend", "Box", "DetectOptions", "load_backend"]
+__all__ = [
+    "RUNTIMES",
+    "Backend",
+    "Box",
+    "DetectOptions",
+    "build_yolo",
+    "choose_runtime",
+    "load_backend",
+]
+
+RUNTIMES = ("openvino", "onnx", "torch", "tensorrt")
+
+
+def choose_runtime(wanted: str, device: str) -> str:
+    """The runtime for ``MISIS_RUNTIME`` (``auto`` or one of RUNTIMES) on ``device``.
+
+    ``auto``: OpenVINO on a CPU (the fastest there, measured by bench/detection.py); on CUDA,
+    TensorRT when it is installed, else torch in fp16.
+    """
+    if wanted in RUNTIMES:
+        return wanted
+    if wanted != "auto":
+        raise ValueError(f"MISIS_RUNTIME must be auto or one of {', '.join(RUNTIMES)}: {wanted!r}")
+    if device == "cpu":
+        return "openvino"
+    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "torch"
 
 
 def load_backend() -> tuple[Backend, str | None]:
@@ -23,18 +50,53 @@ def load_backend() -> tuple[Backend, str | None]:
     wanted = settings.MISIS_INFERENCE_BACKEND
     if wanted == "mock":
         return MockBackend(delay_ms=settings.MISIS_MOCK_DELAY_MS), None
+    runtime = settings.MISIS_RUNTIME
     try:
-        from inference.backends.yolo import YoloBackend, default_model_path
-
-        model = settings.MISIS_MODEL or default_model_path()
-        backend = YoloBackend(
-            model,
-            device=settings.MISIS_DEVICE,
-            half=settings.MISIS_HALF,
+        runtime = choose_runtime(settings.MISIS_RUNTIME, settings.MISIS_DEVICE)
+        device = settings.MISIS_DEVICE
+        backend = build_yolo(
+            runtime,
+            model=settings.MISIS_MODEL or None,
+            device=device,
+            # torch on CUDA: fp16 when chosen by auto, its best there short of TensorRT.
+            half=settings.MISIS_HALF or (device != "cpu" and settings.MISIS_RUNTIME == "auto"),
             threads=settings.MISIS_INFERENCE_THREADS or None,
+            cache=Path(settings.MISIS_MODEL_CACHE),
         )
         return backend, None
     except Exception as exc:  # any failure to load a model must not kill the worker
-        reason = f"{wanted} backend could not load ({type(exc).__name__}: {exc})"
+        reason = (
+            f"{wanted} backend could not load on runtime {runtime} ({type(exc).__name__}: {exc})"
+        )
         logger.error("DETECTOR FALLBACK TO MOCK: %s", reason)
         return MockBackend(delay_ms=settings.MISIS_MOCK_DELAY_MS), reason
+
+
+def build_yolo(
+    runtime: str,
+    *,
+    model: str | None,
+    device: str,
+    half: bool,
+    threads: int | None,
+    cache: Path,
+) -> Backend:
+    """The ``yolo`` backend for ``model`` (None: the default weights) on ``runtime``.
+
+    ``half`` applies to torch on a GPU; a TensorRT engine is always fp16, the CPU runtimes fp32.
+    """
+    from inference.backends.yolo import YoloBackend, cpu_threads, default_model_path
+
+    weights = model or default_model_path()
+    if runtime in ("openvino", "onnx"):
+        from inference.backends.runtime import RuntimeBackend
+
+        return RuntimeBackend(weights, runtime, cache, device, cpu_threads(threads))
+    if runtime == "tensorrt":
+        from inference.export import export
+
+        engine = export(Path(weights), "engine", cache, device)
+        return YoloBackend(str(engine.model), device=device, half=True, threads=threads)
+    if runtime == "torch":
+        return YoloBackend(weights, device=device, half=half, threads=threads)
+    raise ValueError(f"unknown runtime {runtime!r}; runtimes: {', '.join(RUNTIMES)}")

@@ -40,6 +40,7 @@ class DetectOptions:
 class Backend(Protocol):
     name: str  # "yolo", "mock", ...
     model: str  # path or name of the weights
+    runtime: str  # what runs them: "openvino", "onnx", "torch", "tensorrt"; "mock" for mock
     labels: dict[int, str]
 
     def predict(self, frames: list[np.ndarray], options: list[DetectOptions]) -> list[list[Box]]:

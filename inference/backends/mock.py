@@ -13,6 +13,7 @@ LABELS = {0: "person", 1: "car"}
 
 class MockBackend:
     name = "mock"
+    runtime = "mock"
 
     def __init__(self, model: str = "mock", delay_ms: float = 0.0) -> None:
         self.model = model

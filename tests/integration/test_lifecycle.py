@@ -169,4 +169,4 @@ def test_health_sees_the_workers(live: Stack, client: APIClient) -> None:
         20,
         what="workers registered",
     )
-    assert body["inference"] == {"backend": "mock", "model": "mock"}
+    assert body["inference"] == {"backend": "mock", "model": "mock", "runtime": "mock"}
