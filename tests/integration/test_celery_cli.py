@@ -34,7 +34,11 @@ def client(live: Stack, django_user_model) -> APIClient:
 
 @pytest.fixture
 def undrained(live: Stack) -> Iterator[Stack]:
-    """The stack; whatever a test drained consumes the runner queue again afterwards."""
+    """The stack, both runners consuming; whatever a test drained consumes again afterwards."""
+    # A runner started again by `live` may still be booting (its log, appended to across
+    # restarts, already says "ready"): a start sent now would wait past its deadline.
+    for name in ("runner1", "runner2"):
+        wait_for(lambda n=name: consumes_runner(n), 60, what=f"{name} consumes the runner queue")
     yield live
     for name in ("runner1", "runner2"):
         if live.procs[name].poll() is None:
