@@ -95,6 +95,17 @@ ensure_compose() {
   fi
 }
 
+# tests/test_kubernetes.py renders the manifests with `kubectl kustomize` (no cluster needed).
+ensure_kubectl() {
+  command -v kubectl >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's kubectl (Kubernetes manifest tests)"
+    apt_install kubectl
+  else
+    log "kubectl is missing and cannot be installed here (need root and apt-get)"
+  fi
+}
+
 # The live-source tests serve RTSP with gst-rtsp-server, run by Debian's python3 through
 # PyGObject (testbed/media_servers/rtsp_server.py); neither comes from pip.
 ensure_gstreamer() {
@@ -129,6 +140,7 @@ if [ "${1:-}" = "--test" ]; then
   ensure_redis
   ensure_chromium
   ensure_compose
+  ensure_kubectl
   ensure_gstreamer
   ensure_mosquitto
   export DJANGO_SETTINGS_MODULE=misis.settings.test

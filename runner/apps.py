@@ -3,7 +3,8 @@ from django.apps import AppConfig
 
 def _hand_over(queues: list[str]) -> None:
     # Runner loops run for hours: tell them to hand their scenarios over, or a warm shutdown
-    # would wait for them forever.
+    # (SIGTERM, or `celery control shutdown`) would wait for them forever. misis.celery calls
+    # this before the pool waits for its tasks.
     from runner.loop import WORKER_STOPPING
 
     WORKER_STOPPING.set()

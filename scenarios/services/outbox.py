@@ -86,9 +86,12 @@ def _dispatch_start(scenario: Scenario, msg: OutboxMessage) -> None:
         scenario.begin_startup()
     scenario.deadline_at = next_deadline()
     scenario.save()
-    # By name: the runner depends on this app, never the other way.
+    # By name: the runner depends on this app, never the other way. Keyword arguments, so
+    # that `celery inspect active` names the scenario each runner task serves.
     current_app.send_task(
-        RUN_SCENARIO_TASK, args=(str(scenario.pk), scenario.epoch), queue="runner"
+        RUN_SCENARIO_TASK,
+        kwargs={"scenario_id": str(scenario.pk), "epoch": scenario.epoch},
+        queue="runner",
     )
     logger.info("scenario %s: runner task sent (epoch %s)", scenario.pk, scenario.epoch)
 
