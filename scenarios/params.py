@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+
+from misis.settings.retention import parse_duration
 from scenarios.analytics_params import ANALYTICS_KEYS, analytics_errors, analytics_json_schema
 
 
@@ -47,6 +51,7 @@ TARGET_FPS_RANGE = Range(0, 240, low_open=True)
 CONFIDENCE_RANGE = Range(0, 1)
 IMGSZ_RANGE = Range(32, 4096)
 RECONNECT_TIMEOUT_RANGE = Range(0, 86400, low_open=True)  # seconds
+RETENTION_MIN = timedelta(hours=1)
 MAX_CLASSES = 1000
 MAX_CLASS_LENGTH = 100
 
@@ -87,6 +92,21 @@ _RULES: dict[str, tuple[Any, str]] = {
         f"seconds in {RECONNECT_TIMEOUT_RANGE}",
     ),
 }
+
+
+def _retention(value: Any) -> bool:
+    """A duration (``7d``, ``12h``, ``90m``) from 1h to MISIS_RETENTION."""
+    try:
+        duration = parse_duration(value)
+    except ValueError:
+        return False
+    return bool(RETENTION_MIN <= duration <= settings.MISIS_RETENTION)
+
+
+_RULES["retention"] = (
+    _retention,
+    "a duration like 7d, 12h or 90m, from 1h to MISIS_RETENTION (the server's retention)",
+)
 
 
 def storable_text(value: str) -> bool:
@@ -156,6 +176,7 @@ def params_json_schema() -> dict[str, Any]:
             "imgsz": IMGSZ_RANGE.json_schema("integer"),
             "loop": {"type": "boolean"},
             "reconnect_timeout": RECONNECT_TIMEOUT_RANGE.json_schema(),
+            "retention": {"type": "string", "pattern": "^[1-9][0-9]{0,5}[dhm]$"},
             **analytics_json_schema(label_pattern=LABEL_PATTERN),
         },
     }

@@ -31,3 +31,11 @@ def delivery_relay() -> int:
     from scenarios.webhooks import webhook_relay
 
     return webhook_relay() + mqtt_relay()
+
+
+@shared_task(name="scenarios.retention", ignore_result=True)
+def retention() -> dict[str, int]:
+    """Partitions ahead, expired partitions dropped, shorter per-scenario retention applied."""
+    from scenarios.retention import sweep
+
+    return sweep()
