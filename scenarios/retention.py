@@ -27,12 +27,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.utils import timezone
+from psqlextra.backend.schema import PostgresSchemaEditor
+from psqlextra.models import PostgresPartitionedModel
 from psqlextra.models.options import PostgresPartitionedModelOptions
 from psqlextra.partitioning import PostgresTimePartition, PostgresTimePartitionSize
 from psqlextra.partitioning.constants import AUTO_PARTITIONED_COMMENT
@@ -65,13 +67,16 @@ EVENTS = Partitioned(Event, ("scenario_id", "seq"))
 TABLES = (PREDICTIONS, EVENTS)
 
 
-def partitioned(model: type[models.Model]) -> type[models.Model]:
-    """``model`` as psqlextra's schema editor wants it: with its partitioning options.
+def partitioned(model: type[models.Model]) -> type[PostgresPartitionedModel]:
+    """``model`` as psqlextra's schema editor wants it: with its partitioning options (all it
+    reads of a model besides ``_meta``).
 
     The models stay plain Django models (a single ``id`` primary key to the ORM, the admin and
-    the API); only the database knows the key ``(id, created_at)`` and the partitions."""
+    the API; psqlextra's PostgresPartitionedModel would make it Django's composite key, which
+    the admin and every ``event.pk`` in the code cannot take); only the database knows the key
+    ``(id, created_at)`` and the partitions."""
     model._partitioning_meta = PARTITIONING  # type: ignore[attr-defined]
-    return model
+    return cast(type[PostgresPartitionedModel], model)
 
 
 class DayPartition(PostgresTimePartition):
@@ -174,8 +179,8 @@ def _delete_snapshots(events: models.QuerySet[Event]) -> int:
             logger.error("scenario %s: snapshot %s not deleted", scenario_id, name, exc_info=True)
             raise
         per_scenario[str(scenario_id)] = per_scenario.get(str(scenario_id), 0) + 1
-    for scenario_id, count in per_scenario.items():
-        logger.info("scenario %s: %s expired snapshots deleted", scenario_id, count)
+    for scenario, count in per_scenario.items():
+        logger.info("scenario %s: %s expired snapshots deleted", scenario, count)
     return sum(per_scenario.values())
 
 
@@ -196,7 +201,8 @@ def drop_expired_partitions(now: datetime | None = None) -> int:
                 _delete_snapshots(Event.objects.filter(created_at__gte=start, created_at__lt=end))
             with transaction.atomic(), connection.schema_editor() as editor:
                 _lock_timeout(editor)
-                DayPartition(day, table.unique).delete(partitioned(table.model), editor)
+                partition = DayPartition(day, table.unique)
+                partition.delete(partitioned(table.model), cast(PostgresSchemaEditor, editor))
             logger.info("retention: partition %s dropped", name)
             dropped += 1
     return dropped

@@ -172,7 +172,9 @@ def runner_publish(
     return str(scenario.status)  # FSMField: typed Any
 
 
-def _refuse_published(scenario: Scenario, rows: list[PredictionRow], events: list[EventRow]) -> None:
+def _refuse_published(
+    scenario: Scenario, rows: list[PredictionRow], events: list[EventRow]
+) -> None:
     """The uniqueness of (scenario, frame_index) and (scenario, seq) across partitions (see
     scenarios/retention.py): under the row lock, a frame below ``next_frame`` or an event at or
     below ``events_total`` was published before, and is refused."""
