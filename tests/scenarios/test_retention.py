@@ -403,3 +403,75 @@ def test_a_bad_misis_retention_stops_startup(value: str, message: str) -> None:
     )
     assert done.returncode != 0
     assert "ImproperlyConfigured" in done.stderr and message in done.stderr
+
+
+# --- the migration --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_a_deployments_rows() -> None:
+    """A database at 0004 with predictions and events (from several days) is migrated: every
+    row is kept, in the partition of its day, and new ids follow the copied ones."""
+    base = connection.settings_dict
+    scratch = f"{base['NAME']}_convert"
+    url = f"postgres://{base['USER']}@{base['HOST']}:{base['PORT']}/{scratch}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "misis.settings.test"}
+
+    def manage(*args: str) -> None:
+        subprocess.run([sys.executable, "manage.py", *args, "-v0"], env=env, check=True)
+
+    def sql(statement: str) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def scratch_sql(statement: str) -> str:
+        done = subprocess.run(
+            ["psql", url, "-v", "ON_ERROR_STOP=1", "-Atqc", statement],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    sql(f"DROP DATABASE IF EXISTS {scratch}")
+    sql(f"CREATE DATABASE {scratch}")
+    try:
+        manage("migrate", "scenarios", "0004")
+        scratch_sql(
+            "INSERT INTO auth_user (password, last_login, is_superuser, username, first_name,"
+            " last_name, email, is_staff, is_active, date_joined)"
+            " VALUES ('x', now(), false, 'u', '', '', '', false, true, now());"
+            "INSERT INTO scenarios_scenario (id, owner_id, name, source, params, status,"
+            " created_at, updated_at, epoch, frames_processed, frames_dropped, next_frame, fps,"
+            " restarts, failed_restarts, reconnects, counts, events_total)"
+            " SELECT gen_random_uuid(), id, '', 'x.mp4', '{}', 'inactive', now(), now(), 1, 0,"
+            " 0, 500, 0, 0, 0, 0, '{}', 3 FROM auth_user;"
+            "INSERT INTO scenarios_prediction (scenario_id, frame_index, epoch, pts, captured_at,"
+            " width, height, inference_ms, boxes) SELECT s.id, g, 1, g / 25.0, now(), 64, 48,"
+            " 3, '[]' FROM scenarios_scenario s, generate_series(0, 499) g;"
+            "INSERT INTO scenarios_event (id, scenario_id, seq, epoch, type, track_id, label,"
+            " confidence, frame_index, pts, captured_at, box, snapshot, webhook_attempts,"
+            " created_at) SELECT gen_random_uuid(), s.id, g, 1, 'line_cross', 1, 'person', 0.9,"
+            " g, 0, now(), '{}', '', 0, now() - g * interval '1 day'"
+            " FROM scenarios_scenario s, generate_series(1, 3) g"
+        )
+        manage("migrate")
+        assert scratch_sql("SELECT count(*), max(frame_index) FROM scenarios_prediction") == (
+            "500|499"
+        )
+        parts = scratch_sql(
+            "SELECT count(DISTINCT tableoid) || '|' || count(*) FROM scenarios_event"
+        )
+        assert parts == "3|3"  # three days, three partitions
+        assert scratch_sql("SELECT relkind FROM pg_class WHERE relname = 'scenarios_event'") == "p"
+        assert "unpartitioned" not in scratch_sql("SELECT string_agg(relname, ',') FROM pg_class")
+        new_id = scratch_sql(
+            "INSERT INTO scenarios_prediction (scenario_id, frame_index, epoch, pts, captured_at,"
+            " width, height, inference_ms, boxes) SELECT id, 500, 1, 0, now(), 1, 1, 0, '[]'"
+            " FROM scenarios_scenario RETURNING id"
+        )
+        assert new_id == "501"
+    finally:
+        connections.close_all()
+        sql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
