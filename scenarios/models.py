@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models.functions import Now
 from django_fsm import FSMField, transition
 
 # A scenario's primary key as callers hold it: the UUID, or its text (a task's argument).
@@ -193,10 +194,20 @@ PREDICTION_FIELDS = (
 
 
 class Prediction(models.Model):
-    """One analysed frame. ``(scenario, frame_index)`` is unique: a frame is published once."""
+    """One analysed frame. ``(scenario, frame_index)`` is unique: a frame is published once.
+
+    The table is partitioned by day on ``created_at`` (scenarios/retention.py; the database's
+    primary key is ``(id, created_at)``, the ORM's is ``id``). PostgreSQL cannot enforce the
+    pair across partitions (a unique index of a partitioned table must hold the partition key):
+    ``runner_publish`` guarantees it (it inserts only frames at or above the scenario's
+    ``next_frame`` under the scenario's row lock), and each partition has a unique index on it,
+    which is also the index behind the ?after= cursor of GET /prediction/<id>/.
+    """
 
     id = models.BigAutoField(primary_key=True)
-    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="predictions")
+    scenario = models.ForeignKey(
+        Scenario, on_delete=models.CASCADE, related_name="predictions", db_index=False
+    )
     frame_index = models.PositiveBigIntegerField()
     epoch = models.PositiveIntegerField()
     pts = models.FloatField()
@@ -205,15 +216,11 @@ class Prediction(models.Model):
     height = models.PositiveIntegerField()
     inference_ms = models.FloatField()
     boxes = models.JSONField(default=list)
+    # When the row was written: the database's clock, the partition key.
+    created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         ordering = ("scenario", "frame_index")
-        constraints = [
-            # Also the index behind the ?after= cursor of GET /prediction/<id>/.
-            models.UniqueConstraint(
-                fields=("scenario", "frame_index"), name="prediction_scenario_frame_uniq"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.scenario_id} frame {self.frame_index}"
@@ -234,14 +241,18 @@ class Delivery(models.TextChoices):
 
 class Event(models.Model):
     """What a track did in a zone or at a line, written in the fenced transaction of its
-    frame's prediction. ``(scenario, seq)`` is unique: seq counts from 1 without gaps.
+    frame's prediction. ``(scenario, seq)`` is unique: seq counts from 1 without gaps
+    (partitioned by day like Prediction, and unique the same way: ``runner_publish`` inserts
+    only seq above the scenario's ``events_total``, and each partition has a unique index).
 
     The row is also the webhook's outbox: ``webhook`` is ``pending`` until a delivery task
     (scenarios/tasks.py) gets a 2xx, or ``failed`` after MISIS_WEBHOOK_GIVE_UP seconds.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="events")
+    scenario = models.ForeignKey(
+        Scenario, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     seq = models.PositiveBigIntegerField()
     epoch = models.PositiveIntegerField()
     type = models.CharField(max_length=16, choices=EventType.choices)
@@ -261,14 +272,13 @@ class Event(models.Model):
     webhook_next_at = models.DateTimeField(null=True, blank=True)
     webhook_error = models.TextField(null=True, blank=True)
     mqtt = models.CharField(max_length=16, choices=Delivery.choices, null=True, blank=True)
+    # The partition key: when the row was written, by the runner's clock.
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ("scenario", "seq")
-        constraints = [
-            # Also the index behind the ?after= cursor of GET /event/<id>/.
-            models.UniqueConstraint(fields=("scenario", "seq"), name="event_scenario_seq_uniq")
-        ]
+        # (scenario, seq): each partition's unique index, behind the ?after= cursor of
+        # GET /event/<id>/ (scenarios/retention.py).
         indexes = [
             models.Index(
                 fields=("webhook_next_at",),

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+
+from misis.settings.retention import parse_duration
 from scenarios.analytics_params import ANALYTICS_KEYS, analytics_errors, analytics_json_schema
 
 
@@ -52,6 +56,7 @@ RECONNECT_TIMEOUT_RANGE = Range(0, 86400, low_open=True)  # seconds
 # (tests/runner/test_motion.py holds the two together).
 MOTION_MAX_GAP_RANGE = Range(0, 5, low_open=True)
 MOTION_THRESHOLD_RANGE = Range(0, 1, low_open=True)  # changed share of the frame
+RETENTION_MIN = timedelta(hours=1)
 MAX_CLASSES = 1000
 MAX_CLASS_LENGTH = 100
 
@@ -106,6 +111,21 @@ _RULES: dict[str, tuple[Any, str]] = {
         f"a number in {MOTION_THRESHOLD_RANGE}",
     ),
 }
+
+
+def _retention(value: Any) -> bool:
+    """A duration (``7d``, ``12h``, ``90m``) from 1h to MISIS_RETENTION."""
+    try:
+        duration = parse_duration(value)
+    except ValueError:
+        return False
+    return bool(RETENTION_MIN <= duration <= settings.MISIS_RETENTION)
+
+
+_RULES["retention"] = (
+    _retention,
+    "a duration like 7d, 12h or 90m, from 1h to MISIS_RETENTION (the server's retention)",
+)
 
 
 def storable_text(value: str) -> bool:
@@ -178,6 +198,7 @@ def params_json_schema() -> dict[str, Any]:
             "motion": {"type": "boolean"},
             "motion_max_gap": MOTION_MAX_GAP_RANGE.json_schema(),
             "motion_threshold": MOTION_THRESHOLD_RANGE.json_schema(),
+            "retention": {"type": "string", "pattern": "^[1-9][0-9]{0,5}[dhm]$"},
             **analytics_json_schema(label_pattern=LABEL_PATTERN),
         },
     }

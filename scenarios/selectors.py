@@ -158,8 +158,8 @@ _RESULT = ",\n    ".join(
 )
 
 # The page is rendered to JSON by PostgreSQL: rows never become Python objects, which is most of
-# the cost of a 1000-row page. The inner query is one range scan of the
-# (scenario_id, frame_index) unique index. Only constant names are formatted into it.
+# the cost of a 1000-row page. The inner query is one range scan of each day partition's
+# (scenario_id, frame_index) unique index, merged. Only constant names are formatted into it.
 _PAGE_SQL = f"""
 SELECT count(*), max(p.frame_index), coalesce(json_agg(json_build_object(
     {_RESULT}

@@ -38,3 +38,11 @@ def purge_scenario(scenario_id: str) -> bool:
     """Sweep a deleted scenario's Redis keys and stored snapshots once more, after any runner
     of it has left (sent by ``delete_scenario``); does nothing for a scenario that exists."""
     return commands.scenario_purge(scenario_id=scenario_id)
+
+
+@shared_task(name="scenarios.retention", ignore_result=True)
+def retention() -> dict[str, int]:
+    """Partitions ahead, expired partitions dropped, shorter per-scenario retention applied."""
+    from scenarios.retention import sweep
+
+    return sweep()

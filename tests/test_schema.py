@@ -188,7 +188,7 @@ def test_params_schema_states_every_key_with_the_ranges_the_server_checks(
     params = body["properties"]["params"]
     detector = {"target_fps", "confidence", "classes", "imgsz", "loop", "reconnect_timeout"}
     motion = {"motion", "motion_max_gap", "motion_threshold"}
-    assert set(params["properties"]) == detector | motion | set(ANALYTICS_KEYS)
+    assert set(params["properties"]) == detector | motion | set(ANALYTICS_KEYS) | {"retention"}
     assert params["additionalProperties"] is False
     fps = params["properties"]["target_fps"]
     assert (fps["minimum"], fps["maximum"], fps["exclusiveMinimum"]) == (

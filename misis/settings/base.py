@@ -11,6 +11,8 @@ from misis.settings.env import env
 # events analytics sends out (events.py): each group in its own module, all of it settings here.
 from misis.settings.events import *  # noqa: F403
 from misis.settings.inference import *  # noqa: F403
+from misis.settings.retention import *  # noqa: F403
+from misis.settings.retention import MISIS_RETENTION_INTERVAL
 from misis.settings.runs import *  # noqa: F403
 from misis.settings.runs import MISIS_OUTBOX_RELAY_INTERVAL, MISIS_WATCHDOG_INTERVAL
 from misis.settings.sources import *  # noqa: F403
@@ -37,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_fsm",
+    "psqlextra",
     "sources",
     "scenarios",
     "runner",
@@ -74,6 +77,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/misis")}
+# django-postgres-extra's engine (Django's PostgreSQL backend plus partitioned tables): the
+# predictions and events are partitioned by day (scenarios/retention.py). It would create the
+# hstore extension on connect; nothing here uses hstore.
+DATABASES["default"]["ENGINE"] = "psqlextra.backend"
+POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
 # A pool of connections per process, shared by its threads: a runner process with 64 scenario
 # threads holds at most MISIS_DB_POOL_MAX connections, not 64 (PostgreSQL allows 100 by
 # default). Threads hand their connection back after each unit of work. 0 turns pooling off.
@@ -236,6 +244,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scenarios.watchdog",
         "schedule": MISIS_WATCHDOG_INTERVAL,
         "options": {"expires": 10},
+    },
+    "retention": {
+        "task": "scenarios.retention",
+        "schedule": MISIS_RETENTION_INTERVAL,
+        "options": {"expires": MISIS_RETENTION_INTERVAL},
     },
     "delivery-relay": {
         "task": "scenarios.delivery_relay",

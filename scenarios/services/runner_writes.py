@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from misis.lease import LeaseLost
@@ -137,6 +137,7 @@ def runner_publish(
     them, it is where a runner that takes over resumes.
     """
     scenario = _lock_fenced(scenario_id, epoch)
+    _refuse_published(scenario, rows, events or [])
     if rows:
         created = Prediction.objects.bulk_create(
             [
@@ -171,6 +172,26 @@ def runner_publish(
     scenario.deadline_at = next_deadline()
     scenario.save()
     return str(scenario.status)  # FSMField: typed Any
+
+
+def _refuse_published(
+    scenario: Scenario, rows: list[PredictionRow], events: list[EventRow]
+) -> None:
+    """The uniqueness of (scenario, frame_index) and (scenario, seq) across partitions (see
+    scenarios/retention.py): under the row lock, a frame below ``next_frame`` or an event at or
+    below ``events_total`` was published before, and is refused."""
+    low = min((r.frame_index for r in rows), default=None)
+    if low is not None and low < scenario.next_frame:
+        raise IntegrityError(
+            f"scenario {scenario.pk}: frame {low} is below next_frame {scenario.next_frame}:"
+            " published already"
+        )
+    seq = min((e.seq for e in events), default=None)
+    if seq is not None and seq <= scenario.events_total:
+        raise IntegrityError(
+            f"scenario {scenario.pk}: event {seq} is not above events_total"
+            f" {scenario.events_total}: published already"
+        )
 
 
 @transaction.atomic
