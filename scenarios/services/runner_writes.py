@@ -1,7 +1,9 @@
 """The runner's writes: claim, activate, publish with the heartbeat, finish, hand off, crash.
 
 Each is fenced by epoch under the scenario's row lock: a runner whose epoch is no longer the
-scenario's gets ``LeaseLost`` and writes nothing. Precondition of each: the caller holds the
+scenario's gets ``LeaseLost`` and writes nothing. The publish, many a second on a busy runner,
+is one ``UPDATE ... WHERE id AND epoch RETURNING`` plus its inserts; the rare writes lock the
+row, change it through the state machine and save it. Precondition of each: the caller holds the
 lease of ``epoch`` (misis/lease.py).
 """
 
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import BinaryField, Case, F, JSONField, Q, Value, When
+from django.db.models.functions import Greatest
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from misis.lease import LeaseLost
@@ -129,46 +134,89 @@ def runner_publish(
 ) -> str:
     """Publish predictions and events and beat the heart, fenced by epoch; the current status.
 
-    The caller renewed its lease just before. The row lock taken here is the same one the
-    watchdog takes to bump the epoch, so a publish either lands before the bump (and the next
-    runner resumes after it) or is refused. ``analytics_state`` is the state as of
-    ``next_frame`` (the frames below it are all in ``rows`` or published before): saved with
-    them, it is where a runner that takes over resumes.
+    The caller renewed its lease just before. The fenced UPDATE takes the same row lock the
+    watchdog takes to bump the epoch, and holds it until the rows below are inserted and the
+    transaction commits, so a publish either lands whole before the bump (and the next runner
+    resumes after it) or is refused. ``analytics_state`` is the state as of ``next_frame``
+    (the frames below it are all in ``rows`` or published before): saved with them, it is
+    where a runner that takes over resumes; None leaves the saved one as it is.
     """
-    scenario = _lock_fenced(scenario_id, epoch)
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "heartbeat_at": now,
+        "deadline_at": next_deadline(),
+        "updated_at": now,  # auto_now: only save() sets it by itself
+        "next_frame": Greatest("next_frame", Value(next_frame)),
+        # Counters grow in the database, never from a value read before.
+        "frames_processed": F("frames_processed") + len(rows),
+        "frames_dropped": F("frames_dropped") + frames_dropped,
+    }
     if rows:
-        created = Prediction.objects.bulk_create(
+        values["failed_restarts"] = 0
+    if events:
+        values["events_total"] = Greatest("events_total", Value(events[-1].seq))
+    if analytics_state is not None:
+        # The state of an older frontier than the saved one never replaces it.
+        newer = Q(next_frame__lte=next_frame)
+        values["analytics_state"] = Case(
+            When(newer, then=Value(analytics_state, BinaryField())), default=F("analytics_state")
+        )
+        if counts is not None:
+            values["counts"] = Case(
+                When(newer, then=Value(counts, JSONField())), default=F("counts")
+            )
+    if fps is not None:
+        values["fps"] = round(fps, 2)
+    if stream is not None:
+        values["stream_state"] = stream.state
+        values["reconnects"] = F("reconnects") + reconnects
+        values["stream_error"] = stream.error
+        if stream.last_frame_at is not None:
+            values["last_frame_at"] = stream.last_frame_at
+    status, params = _fenced_update(scenario_id, epoch, values, returning=("status", "params"))
+    if rows:
+        Prediction.objects.bulk_create(
             [
                 Prediction(
-                    scenario_id=scenario.pk,
+                    scenario_id=scenario_id,
                     epoch=epoch,
                     **{name: getattr(r, name) for name in PREDICTION_FIELDS},
                 )
                 for r in rows
             ]
         )
-        scenario.frames_processed += len(created)
-        scenario.failed_restarts = 0
     if events:
+        scenario = Scenario(pk=scenario_id, epoch=epoch, params=params)  # what events need
         write_events(scenario=scenario, epoch=epoch, rows=events, dispatch=webhooks.dispatch)
-        scenario.events_total = max(scenario.events_total, events[-1].seq)
-    if analytics_state is not None and next_frame >= scenario.next_frame:
-        scenario.analytics_state = analytics_state
-        if counts is not None:
-            scenario.counts = counts
-    scenario.next_frame = max(scenario.next_frame, next_frame)
-    scenario.frames_dropped += frames_dropped
-    if fps is not None:
-        scenario.fps = round(fps, 2)
-    if stream is not None:
-        scenario.stream_state = stream.state
-        scenario.reconnects += reconnects
-        scenario.last_frame_at = stream.last_frame_at or scenario.last_frame_at
-        scenario.stream_error = stream.error
-    scenario.heartbeat_at = timezone.now()
-    scenario.deadline_at = next_deadline()
-    scenario.save()
-    return str(scenario.status)  # FSMField: typed Any
+    return str(status)
+
+
+def _fenced_update(
+    scenario_id: ScenarioId, epoch: int, values: dict[str, Any], *, returning: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """``UPDATE scenarios_scenario SET <values> WHERE id = %s AND epoch = %s RETURNING ...``.
+
+    One statement checks the fence, locks the row (until the transaction ends) and writes.
+    ``QuerySet.update`` cannot return columns, so this compiles the same UPDATE (the values
+    may be expressions: ``F``, ``Greatest``, ``Case``) and asks for ``returning`` too.
+    Raises ``LeaseLost`` when the scenario's epoch is no longer ``epoch``.
+    """
+    queryset = Scenario.objects.filter(pk=scenario_id, epoch=epoch)
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    conn = connections[queryset.db]
+    fields = [Scenario._meta.get_field(name) for name in returning]
+    columns = ", ".join(conn.ops.quote_name(f.column) for f in fields)
+    with conn.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {columns}", params)
+        found = cursor.fetchone()
+    if found is None:
+        raise LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
+    return tuple(
+        f.from_db_value(v, None, conn) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, found, strict=True)
+    )
 
 
 @transaction.atomic
