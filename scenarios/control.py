@@ -33,4 +33,6 @@ def stops_requested(watched: Sequence[tuple[object, int]]) -> list[bool]:
     if not watched:
         return []
     raws = get_redis().mget([stop_key(scenario_id) for scenario_id, _ in watched])
-    return [raw is not None and int(raw) >= epoch for raw, (_, epoch) in zip(raws, watched, strict=True)]
+    return [
+        raw is not None and int(raw) >= epoch for raw, (_, epoch) in zip(raws, watched, strict=True)
+    ]

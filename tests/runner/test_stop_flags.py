@@ -83,9 +83,11 @@ def test_redis_unreachable_is_logged_and_retried(
     reachable = settings.REDIS_URL
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     flags = StopFlags(interval=0.01)
-    with caplog.at_level(logging.WARNING, logger="runner.stop_flags"):
-        with flags.watching(s, 1) as stop:
-            wait_for(lambda: "stop flags of 1 scenarios unreadable" in caplog.text)
-            assert not stop.is_set()
-            settings.REDIS_URL = reachable
-            wait_for(stop.is_set, timeout=5.0)
+    with (
+        caplog.at_level(logging.WARNING, logger="runner.stop_flags"),
+        flags.watching(s, 1) as stop,
+    ):
+        wait_for(lambda: "stop flags of 1 scenarios unreadable" in caplog.text)
+        assert not stop.is_set()
+        settings.REDIS_URL = reachable
+        wait_for(stop.is_set, timeout=5.0)
