@@ -14,7 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, transaction
 from django.db.models import BinaryField, Case, F, JSONField, Q, Value, When
@@ -202,12 +202,13 @@ def _fenced_update(
     Raises ``LeaseLost`` when the scenario's epoch is no longer ``epoch``.
     """
     queryset = Scenario.objects.filter(pk=scenario_id, epoch=epoch)
-    query = queryset.query.chain(UpdateQuery)
+    query = cast(UpdateQuery, queryset.query.chain(UpdateQuery))
     query.add_update_values(values)
     sql, params = query.get_compiler(queryset.db).as_sql()
     conn = connections[queryset.db]
-    fields = [Scenario._meta.get_field(name) for name in returning]
-    columns = ", ".join(conn.ops.quote_name(f.column) for f in fields)
+    by_name = {f.name: f for f in Scenario._meta.concrete_fields}
+    fields = [by_name[name] for name in returning]
+    columns = ", ".join(conn.ops.quote_name(str(f.column)) for f in fields)
     with conn.cursor() as cursor:
         cursor.execute(f"{sql} RETURNING {columns}", params)
         found = cursor.fetchone()
