@@ -3,6 +3,7 @@ concurrent load.
 
     .venv/bin/python -m bench.scale [--steps 100,250,500] [--seconds 20]
                                     [--runner-concurrency 256] [--db-pool-max 8] [--skip-api]
+                                    [--profile]
 
 1. Scenario scale: mock detector (no delay), every scenario on a looping 160x120 file at 1 fps
    (about one analysed frame a second each), two runner workers with --runner-concurrency
@@ -49,6 +50,7 @@ from bench.scale_measure import (
     totals,
     wait_idle,
 )
+from bench.scale_profile import Recording
 from bench.scale_report import Step, failed, print_step
 
 TARGET_SCENARIOS = 500  # at 1 fps, mock detector, on this machine's 2 cores
@@ -106,6 +108,11 @@ def scale(args: argparse.Namespace, stack: Any, token: str, timeout: float) -> l
         frames1 = totals()[0]
         tx0, ops0 = db_commits(), redis_commands()
         meter.start()
+        recording = (
+            Recording(runners[0].pid, args.seconds, args.work / f"profile-{n}.txt")
+            if args.profile
+            else None
+        )
         m0 = time.monotonic()
         step.min_running = n
         end = m0 + args.seconds
@@ -139,6 +146,8 @@ def scale(args: argparse.Namespace, stack: Any, token: str, timeout: float) -> l
         step.log_marks = {k: marks1[k] - marks0[k] for k in marks1 if marks1[k] - marks0[k]}
         step.held = not failed(step, timeout)
         print_step(step, first=len(steps) == 1)
+        if recording is not None:
+            recording.report()
         if not step.held:
             break
     return steps
@@ -167,6 +176,9 @@ def main() -> None:
     parser.add_argument("--post-max", type=int, default=200)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy runner1 in each step (bench/scale_profile)"
+    )
     args = parser.parse_args()
     args.steps = sorted(int(s) for s in args.steps.split(","))
     t_bench = time.monotonic()
@@ -179,7 +191,7 @@ def main() -> None:
     from runner.samples import write_sample_video
     from testbed.stack import Stack
 
-    work = Path(tempfile.mkdtemp(prefix="misis-bench-scale-"))
+    work = args.work = Path(tempfile.mkdtemp(prefix="misis-bench-scale-"))
     write_sample_video(work / "videos" / "loop1.mp4", frames=30, fps=1.0, size=(160, 120))
     user = get_user_model().objects.create_user(username="bench")
     token = Token.objects.create(user=user).key
