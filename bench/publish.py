@@ -7,18 +7,21 @@ with one prediction row, its frontier one frame further each time), with and wit
 analytics/sampler state blob, and prints per call: wall time (p50 over calls, range over
 rounds; mostly PostgreSQL's commit), this process's CPU (the runner's side) and SQL
 statements. The blobs: a 1-fps scenario's without analytics (~60 bytes), and one with 2
-zones and 2 lines after 20 tracked frames. Uses its own database (misis_bench) and Redis
-database 13.
+zones and 2 lines after 20 tracked frames. Light (one thread, a few seconds of CPU); uses its
+own database, misis_bench_publish, so that it can run beside a bench that holds misis_bench.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any
 
 import numpy as np
+
+DATABASE = "misis_bench_publish"
 
 
 def main() -> None:
@@ -27,9 +30,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DATABASE}")
     from bench.common import fresh_database
 
-    fresh_database()
+    fresh_database(DATABASE)
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.utils import timezone
