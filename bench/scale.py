@@ -215,7 +215,10 @@ def main() -> None:
         flush=True,
     )
     try:
-        stack.start_all()
+        for name in stack.commands:
+            stack.start(name)
+        # A shared, loaded machine has taken more than a minute to start a Celery worker.
+        stack.wait_ready(list(stack.commands), timeout=240)
         wait(api.health, 30)
         steps = scale(args, stack, token, timeout)
         held = [s.n for s in steps if s.held]
