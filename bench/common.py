@@ -16,9 +16,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/misis_
 os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/13"
 
 
-def fresh_database() -> None:
-    """Drop and create misis_bench, set up Django and migrate it."""
-    for sql in ("DROP DATABASE IF EXISTS misis_bench", "CREATE DATABASE misis_bench"):
+def fresh_database(name: str = "misis_bench") -> None:
+    """Drop and create the bench's database (DATABASE_URL's), set up Django and migrate it."""
+    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
     import django
 

@@ -26,6 +26,8 @@ class Step:
     rss_mb: float = 0.0
     mb_per: float = 0.0
     threads: int = 0
+    threads_per: float = 0.0
+    held: bool = False
     db_conns_max: int = 0
     db_tx: float = 0.0
     redis_ops: float = 0.0
@@ -49,10 +51,10 @@ def failed(step: Step, timeout: float) -> bool:
 
 
 HEADER = (
-    f"{'N':>4} {'ramp':>5} {'lag p50':>7} {'p99':>6} {'max':>6} {'missed':>6} {'rst':>4} "
-    f"{'lost':>4} {'fps':>6} {'fps/N':>5} {'runCPU r1+r2':>12} {'infCPU':>6} {'orchCPU':>7} "
-    f"{'apiCPU':>6} {'pgCPU':>5} {'sysCPU':>6} {'other':>5} "
-    f"{'RSS MB':>6} {'MB/scn':>6} {'thr':>5} {'dbcon':>5}"
+    f"{'N':>4} {'held':>4} {'ramp':>5} {'lag p50':>7} {'p99':>6} {'max':>6} {'missed':>6} "
+    f"{'rst':>4} {'lost':>4} {'fps':>6} {'fps/N':>5} {'runCPU r1+r2':>12} {'infCPU':>6} "
+    f"{'orchCPU':>7} {'apiCPU':>6} {'pgCPU':>5} {'sysCPU':>6} {'other':>5} "
+    f"{'RSS MB':>6} {'MB/scn':>6} {'thr':>5} {'thr/scn':>7} {'dbcon':>5}"
 )
 
 
@@ -61,12 +63,15 @@ def print_step(step: Step, first: bool) -> None:
         print(
             "# lag in s; CPU in % of one core (this machine: "
             f"{CPU_CORES} cores = {100 * CPU_CORES}%); other = machine minus this stack, "
-            "PostgreSQL and the bench; RSS/threads: both runner processes"
+            "PostgreSQL and the bench; RSS/threads: both runner processes; missed: share of "
+            f"heartbeat samples older than {MISSED_AFTER:g} s; held: no sample past the timeout, "
+            "no restart, none lost, all active in time"
         )
         print(HEADER)
     lags = step.lags
     print(
-        f"{step.n:>4} {step.ramp_s:>4.1f}s {pct(lags, 50):>7.2f} {pct(lags, 99):>6.2f} "
+        f"{step.n:>4} {'yes' if step.held else 'NO':>4} {step.ramp_s:>4.1f}s "
+        f"{pct(lags, 50):>7.2f} {pct(lags, 99):>6.2f} "
         f"{(max(lags) if lags else float('nan')):>6.2f} {100 * step.missed:>5.1f}% "
         f"{step.restarts:>4} {step.lost:>4} {step.fps:>6.1f} {step.fps / step.n:>5.2f} "
         f"{step.cpu['runner1']:>5.0f}%+{step.cpu['runner2']:>4.0f}% "
@@ -74,7 +79,7 @@ def print_step(step: Step, first: bool) -> None:
         f"{step.cpu['orchestrator']:>6.0f}% {step.cpu['api']:>5.0f}% "
         f"{step.cpu['postgres']:>4.0f}% "
         f"{step.cpu['system']:>5.0f}% {step.cpu['other']:>4.0f}% "
-        f"{step.rss_mb:>6.0f} {step.mb_per:>6.2f} {step.threads:>5} "
+        f"{step.rss_mb:>6.0f} {step.mb_per:>6.2f} {step.threads:>5} {step.threads_per:>7.1f} "
         f"{step.db_conns_max:>5}",
         flush=True,
     )

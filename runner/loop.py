@@ -27,7 +27,7 @@ from runner.motion import MotionGate
 from runner.publishing import Publisher
 from runner.sampling import SampledFrame, Sampler
 from runner.sources import Frame, SourceError, VideoSource
-from scenarios.control import stop_requested
+from runner.stop_flags import STOP_FLAGS
 from scenarios.event_writes import EventRow
 from scenarios.models import SHUTTING_DOWN_STATUSES, StopReason
 from scenarios.params import Params
@@ -65,7 +65,8 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
             if claim is None:
                 logger.info("scenario %s: nothing to run for epoch %s", scenario_id, epoch)
                 return
-            ScenarioRunner(scenario_id, epoch, lease, claim).run()
+            with STOP_FLAGS.watching(scenario_id, epoch) as stop_flag:
+                ScenarioRunner(scenario_id, epoch, lease, claim, stop_flag).run()
     except Stop:
         pass
     except LeaseLost as exc:
@@ -91,7 +92,14 @@ class ScenarioRunner:
     collect.
     """
 
-    def __init__(self, scenario_id: str, epoch: int, lease: Lease, claim: services.Claim) -> None:
+    def __init__(
+        self,
+        scenario_id: str,
+        epoch: int,
+        lease: Lease,
+        claim: services.Claim,
+        stop_flag: threading.Event,
+    ) -> None:
         self.scenario_id = scenario_id
         self.epoch = epoch
         self.lease = lease
@@ -117,8 +125,8 @@ class ScenarioRunner:
         if self.analytics.sampler_next_pts is not None:
             self.sampler.next_pts = self.analytics.sampler_next_pts  # where the last run left it
         self.events: list[EventRow] = []
-        self.next_stop_check = 0.0
         self.gate: MotionGate | None = None  # once the source is open (is it live?)
+        self.stop_flag = stop_flag  # set by the process's poller (runner/stop_flags.py)
 
     # --- life cycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -212,17 +220,9 @@ class ScenarioRunner:
             self.publish(frontier=self.frontier())
             services.runner_handoff(scenario_id=self.scenario_id, epoch=self.epoch)
             raise Stop
-        if self._stop_flagged():
+        if self.stop_flag.is_set():
             self.publish(frontier=self.frontier())
             self.finish(StopReason.REQUESTED)
-
-    def _stop_flagged(self) -> bool:
-        """The stop flag in Redis, read at most every STOP_CHECK_INTERVAL."""
-        now = time.monotonic()
-        if now < self.next_stop_check:
-            return False
-        self.next_stop_check = now + STOP_CHECK_INTERVAL
-        return stop_requested(self.scenario_id, self.epoch)
 
     def _next_frame(self, feed: FileFeed | LatestFrameFeed) -> Frame | None:
         """A frame if the pipeline has room; waits briefly only when nothing else is pending."""

@@ -1,6 +1,7 @@
 """The publish step of one (scenario, epoch) on a runner: renew the lease, then write the pending
-rows, events, analytics state and the heartbeat in one transaction fenced by epoch; count what
-was read, analysed, dropped and skipped since the last publish in the process's metrics."""
+rows, events, analytics state (when it changed) and the heartbeat in one transaction fenced by
+epoch; count what was read, analysed, dropped and skipped since the last publish in the
+process's metrics."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class Publisher:
         self.read_reported = read_from  # frame index up to which frames_read was counted
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
+        # The analytics state the last publish saved: an unchanged one (no frame analysed
+        # since) is not written again, nor its counts (computed from the same state).
+        self.state_saved: bytes | None = None
 
     def analysed(self) -> None:
         """One more frame came back from the detector (for the fps the heartbeat reports)."""
@@ -66,6 +70,7 @@ class Publisher:
 
         ``read``: the source's next frame index (frames read so far)."""
         self.lease.renew()
+        unchanged = analytics_state == self.state_saved
         dropped = feed.dropped if feed is not None else 0
         reconnects = feed.reconnects if feed is not None else 0
         status = services.runner_publish(
@@ -79,9 +84,10 @@ class Publisher:
             stream=feed.status() if feed is not None else None,
             reconnects=reconnects - self.reconnects_reported,
             events=events,
-            analytics_state=analytics_state,
-            counts=counts,
+            analytics_state=None if unchanged else analytics_state,
+            counts=None if unchanged else counts,
         )
+        self.state_saved = analytics_state
         metrics.record(
             {
                 "frames_read": read - self.read_reported,
