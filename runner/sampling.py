@@ -55,7 +55,7 @@ class SampledFrame:
     def of(
         cls, frame: Frame, box: Letterbox | None, sampler_before: float | None = None
     ) -> SampledFrame:
-        h, w = frame.image.shape[:2]
+        w, h = frame.size
         return cls(
             frame.index, frame.pts, frame.captured_at, w, h, box, frame.image, sampler_before
         )
