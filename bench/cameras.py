@@ -58,7 +58,7 @@ from misis import keys  # noqa: E402
 from misis.redis_client import get_redis  # noqa: E402
 from runner.feeds import LatestFrameFeed  # noqa: E402
 from runner.sampling import Sampler  # noqa: E402
-from runner.sources import Frame, VideoSource  # noqa: E402
+from runner.sources import Frame, SourceError, VideoSource  # noqa: E402
 from scenarios.preview import PreviewWriter  # noqa: E402
 from sources import decoder  # noqa: E402
 from testbed.media_servers.servers import RtspServer  # noqa: E402
@@ -160,9 +160,17 @@ def cpu_s(proc: psutil.Process) -> float:
 
 
 def open_cameras(count: int, url: str, target_fps: float, mode: Mode) -> list[Camera]:
+    """``count`` cameras, each open tried 3 times (a loaded machine makes RTSP probing fail)."""
     cameras = []
     for _ in range(count):
-        cameras.append(Camera(url, target_fps, mode))
+        for attempt in range(3):
+            try:
+                cameras.append(Camera(url, target_fps, mode))
+                break
+            except SourceError:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all(c.analysed for c in cameras):
         time.sleep(0.2)
