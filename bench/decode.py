@@ -6,6 +6,13 @@ Writes one H.264 file (PyAV's libx264), then, in alternating rounds so that the 
 both alike, decodes every frame to a BGR array with ``cv2.VideoCapture.read`` and with
 ``sources.decoder.Decoder`` (the runner's path: per-open options, the local file target).
 Prints frames/s per round and the range over rounds, and the ratio PyAV / OpenCV.
+
+    python -m bench.decode --levers [--size 640x480] [--rounds 3]
+
+The capture's levers instead, on a camera-like clip (GOP 50): CPU milliseconds per decoded
+frame (process time, FFmpeg's threads included) with FFmpeg's automatic threads against one,
+converting every frame to BGR against 1 in 5 (``target_fps`` 5 of 25) against none (the luma
+only), ``skip_loop_filter``, and ``skip_frame=NONKEY`` (keyframes only: per keyframe).
 """
 
 from __future__ import annotations
@@ -57,10 +64,65 @@ def pyav_fps(path: Path) -> float:
     decoder = open_decoder(
         target, source=path.name, open_timeout=10, read_timeout=5, max_pixels=3840 * 2160
     )
-    while decoder.read() is not None:
+    while (got := decoder.read()) is not None:
+        got[0].bgr()
         n += 1
     decoder.close()
     return n / (time.perf_counter() - started)
+
+
+LEVERS = {
+    # name: (decoder threads, convert 1 in N frames (0: none, luma only), codec options, skip)
+    "auto threads, convert every frame": (0, 1, {}, None),
+    "1 thread, convert every frame": (1, 1, {}, None),
+    "1 thread, convert 1 in 5": (1, 5, {}, None),
+    "1 thread, luma only": (1, 0, {}, None),
+    "1 thread, skip_loop_filter, 1 in 5": (1, 5, {"skip_loop_filter": "all"}, None),
+    "1 thread, keyframes only (NONKEY)": (1, 0, {}, "NONKEY"),
+}
+
+
+def lever_ms(
+    path: Path, threads: int, every: int, options: dict[str, str], skip: str | None
+) -> float:
+    """CPU ms per decoded frame."""
+    import av
+
+    from sources.decoder import Picture
+
+    container = av.open(str(path))
+    stream = container.streams.video[0]
+    stream.codec_context.thread_count = threads
+    if threads != 1:
+        stream.thread_type = "AUTO"
+    stream.codec_context.options = options
+    if skip:
+        stream.codec_context.skip_frame = skip  # type: ignore[assignment]
+    started, n = time.process_time(), 0
+    for frame in container.decode(stream):
+        picture = Picture(frame)
+        if every and n % every == 0:
+            picture.bgr()
+        elif not every:
+            picture.gray()
+        n += 1
+    container.close()
+    return (time.process_time() - started) * 1000 / max(n, 1)
+
+
+def levers(args: argparse.Namespace, width: int, height: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "camera.mp4"
+        from bench.cameras import write_camera_file
+
+        write_camera_file(path, width, height, seconds=max(args.frames // 25, 2))
+        results: dict[str, list[float]] = {name: [] for name in LEVERS}
+        for _ in range(args.rounds):
+            for name, lever in LEVERS.items():
+                results[name].append(lever_ms(path, *lever))
+    print(f"{args.size} H.264 GOP 50, CPU ms per decoded frame, {args.rounds} rounds")
+    for name, values in results.items():
+        print(f"  {name:38} {min(values):.2f}-{max(values):.2f}")
 
 
 def main() -> None:
@@ -68,11 +130,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--size", default="640x480")
+    parser.add_argument("--levers", action="store_true")
     args = parser.parse_args()
     width, height = (int(x) for x in args.size.split("x"))
     import django
 
     django.setup()
+    if args.levers:
+        levers(args, width, height)
+        return
     from django.conf import settings
 
     with tempfile.TemporaryDirectory() as folder:

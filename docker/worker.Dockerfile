@@ -27,7 +27,8 @@ ENV PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=misis.settings.production \
     MISIS_VIDEO_ROOT=/data/videos \
     MISIS_WORKER_NAME=runner \
-    MISIS_RUNNER_CONCURRENCY=64
+    MISIS_RUNNER_CONCURRENCY=64 \
+    MALLOC_ARENA_MAX=2
 # libglib2.0-0: OpenCV (headless) loads GLib's thread helpers on some builds; no libGL needed.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libglib2.0-0 \

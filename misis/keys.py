@@ -26,6 +26,11 @@ def preview(scenario_id: object) -> str:
     return f"misis:preview:{scenario_id}"
 
 
+def preview_watched(scenario_id: object) -> str:
+    """Set, with a short TTL, by every preview request: the runner encodes previews only then."""
+    return f"misis:preview-watched:{scenario_id}"
+
+
 def stop(scenario_id: object) -> str:
     return f"misis:stop:{scenario_id}"
 

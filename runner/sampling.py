@@ -61,7 +61,7 @@ class SampledFrame:
         sampler_before: float | None = None,
         after_skip: bool = False,
     ) -> SampledFrame:
-        h, w = frame.image.shape[:2]
+        w, h = frame.size
         return cls(
             frame.index,
             frame.pts,

@@ -5,6 +5,10 @@ module reads: a file frame by frame, resuming at ``start_frame``, looping if ask
 its own rate when it stands in for a camera; a live stream with bounded open and read
 timeouts, so that a frozen camera is noticed within the read timeout (runner/feeds.py
 reconnects it).
+
+A ``Frame`` carries the decoded picture unconverted: ``frame.image`` (BGR) is converted on
+first use, so frames that are never analysed cost no conversion; ``frame.gray`` is the luma
+without one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sources.base import SourceError
-from sources.decoder import Decoder, open_decoder
+from sources.decoder import Decoder, Picture, open_decoder
 from sources.local import resolve_local
 from sources.redact import redact
 from sources.registry import scheme_of, source_for
@@ -34,7 +38,22 @@ class Frame:
     index: int  # frames read since the scenario was created, 0-based
     pts: float  # seconds into the source
     captured_at: datetime
-    image: np.ndarray
+    picture: Picture  # as decoded; converted when asked
+
+    @property
+    def image(self) -> np.ndarray:
+        """BGR, height x width x 3: converted on the first use, once."""
+        return self.picture.bgr()
+
+    @property
+    def gray(self) -> np.ndarray:
+        """Luma, height x width, full range: no BGR conversion (sources/decoder.py)."""
+        return self.picture.gray()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), known without a conversion."""
+        return self.picture.width, self.picture.height
 
 
 class VideoSource:
@@ -135,16 +154,16 @@ class VideoSource:
                     f" {self.read_timeout:g} s or ended"
                 )
             return None
-        image, seconds = got
+        picture, seconds = got
         pts = time.monotonic() if self.live else seconds
         pts = round(pts + self._loop_offset, 6)
         if self.realtime:
             self._pace(pts)
-        frame = Frame(index=self.next_index, pts=pts, captured_at=timezone.now(), image=image)
+        frame = Frame(index=self.next_index, pts=pts, captured_at=timezone.now(), picture=picture)
         self.next_index += 1
         return frame
 
-    def _read_one(self) -> tuple[np.ndarray, float] | None:
+    def _read_one(self) -> tuple[Picture, float] | None:
         assert self._decoder is not None
         try:
             return self._decoder.read()

@@ -1,8 +1,14 @@
 """The newest analysed frame of each scenario, with its boxes drawn, for the live preview.
 
-The runner offers every analysed frame; at most ``MAX_RATE`` a second are JPEG-encoded and
-kept in Redis (a few milliseconds each), with a short TTL so a stopped scenario's preview
-goes stale on its own.
+The runner offers every analysed frame; while someone watches the preview, at most
+``MAX_RATE`` a second are JPEG-encoded and kept in Redis (a few milliseconds each), with a
+short TTL so a stopped scenario's preview goes stale on its own.
+
+Nobody watching, nothing encoded: each preview request (the frame, the page) marks the
+scenario watched for ``WATCH_TTL`` seconds (``mark_watched``, called by the views once they
+have checked who may see it), and the runner looks for that mark at most every
+``WATCH_CHECK_INTERVAL`` seconds, not per frame. The first request after a quiet spell may
+find an old frame or none; fresh ones follow within about a second.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 MAX_RATE = 4.0  # frames a second per scenario
 TTL = 60
+WATCH_TTL = 10  # seconds a preview request keeps the scenario watched
+WATCH_CHECK_INTERVAL = 1.0  # seconds between the runner's looks at the mark
 COLOURS = [(0, 200, 0), (0, 0, 230), (230, 120, 0), (0, 200, 230), (200, 0, 200)]
 
 
@@ -54,10 +62,32 @@ def annotate(image: np.ndarray, boxes: list[dict[str, Any]]) -> np.ndarray:
     return out
 
 
+def mark_watched(scenario_id: object) -> None:
+    """Someone allowed to see the scenario asked for its preview: encode frames for a while."""
+    get_redis().set(keys.preview_watched(scenario_id), b"1", ex=WATCH_TTL)
+
+
 class PreviewWriter:
     def __init__(self, scenario_id: str) -> None:
         self.scenario_id = scenario_id
         self.last = 0.0
+        self.encoded = 0  # frames encoded and stored
+        self._watched = False
+        self._next_watch_check = 0.0
+
+    def watched(self) -> bool:
+        """The watch mark, read from Redis at most every ``WATCH_CHECK_INTERVAL`` seconds."""
+        now = time.monotonic()
+        if now >= self._next_watch_check:
+            self._next_watch_check = now + WATCH_CHECK_INTERVAL
+            try:
+                self._watched = bool(get_redis().exists(keys.preview_watched(self.scenario_id)))
+            except Exception:
+                logger.warning(
+                    "scenario %s: preview watch mark not read", self.scenario_id, exc_info=True
+                )
+                self._watched = False
+        return self._watched
 
     def offer(
         self,
@@ -68,7 +98,7 @@ class PreviewWriter:
         """Keep this frame if the last one is old enough; ``overlay`` draws more on it
         (zones, lines and counts, from the analytics above this layer)."""
         now = time.monotonic()
-        if now - self.last < 1.0 / MAX_RATE:
+        if now - self.last < 1.0 / MAX_RATE or not self.watched():
             return
         self.last = now
         try:
@@ -85,8 +115,9 @@ class PreviewWriter:
                     jpeg.tobytes(),
                     TTL,
                 )
+                self.encoded += 1
         except Exception:
-            logger.warning("preview frame not stored", exc_info=True)
+            logger.warning("scenario %s: preview frame not stored", self.scenario_id, exc_info=True)
 
 
 def latest_frame(scenario_id: object) -> bytes | None:

@@ -14,6 +14,9 @@ for the page). A link that is expired, tampered with or signed for another purpo
 valid link opens its own scenario only (any other: 404). An API token in the query string
 (``?token=``) is not taken: it would be written to access logs and browser history.
 Another user's scenario is invisible: 404 (staff see all). Errors are always JSON.
+
+The frame and the page mark the scenario watched (``preview.mark_watched``) once the request
+is allowed to see it: the runner encodes preview frames only while someone watches.
 """
 
 from __future__ import annotations
@@ -113,6 +116,13 @@ def _scenario(request: Request, scenario_id: str) -> Scenario:
     return selectors.scenario_get(user=request.user, scenario_id=scenario_id)
 
 
+def _watched_scenario(request: Request, scenario_id: str) -> Scenario:
+    """``_scenario``, then marked watched: only a request allowed to see it gets that far."""
+    scenario = _scenario(request, scenario_id)
+    preview.mark_watched(scenario.pk)
+    return scenario
+
+
 def _no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     return response
@@ -120,7 +130,7 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 class ScenarioFrameApi(_PreviewView):
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
-        scenario = _scenario(request, scenario_id)
+        scenario = _watched_scenario(request, scenario_id)
         jpeg = preview.latest_frame(scenario.pk)
         if jpeg is None:
             raise Http404("no frame yet")
@@ -140,7 +150,7 @@ class ScenarioStateApi(_PreviewView):
 
 class ScenarioPreviewPage(_PreviewView):
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
-        scenario = _scenario(request, scenario_id)
+        scenario = _watched_scenario(request, scenario_id)
         sid = str(scenario.pk)
         # Opened with a link, the page passes it on to its frame and state requests; opened
         # with a session (or a header), it relies on the session.

@@ -5,12 +5,20 @@ process-wide environment variable and cannot hook nested opens, while PyAV takes
 open (``protocol_whitelist``, ``format_whitelist``, ``rtsp_transport``), bounded open and read
 timeouts, and an ``io_open`` hook through which every open, the first and the nested ones,
 passes (sources/pinned_http.py). The frame size is checked before any frame is converted.
+
+A decoded frame stays in FFmpeg's own format (mostly planar YUV) until someone asks for it:
+``Picture.bgr()`` converts it once, on demand, so the frames the sampler drops are never
+converted; ``Picture.gray()`` gives the luma plane without any BGR conversion. Each open
+decodes in the thread that reads (``MISIS_DECODER_THREADS``, 1 by default): a node runs
+many captures, and FFmpeg's own worker threads per capture cost more than they save there
+(bench/decode.py --levers).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +26,7 @@ import av
 import av.error
 import cv2
 import numpy as np
+from django.conf import settings
 
 from sources.base import SourceError, Target
 from sources.redact import redact
@@ -74,7 +83,10 @@ class Decoder:
         if not self.container.streams.video:
             raise SourceError(f"{self.shown} has no video stream")
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        threads = settings.MISIS_DECODER_THREADS
+        self.stream.codec_context.thread_count = threads
+        if threads != 1:
+            self.stream.thread_type = "AUTO"
         width, height = self.stream.codec_context.width, self.stream.codec_context.height
         if not width or not height or width * height > max_pixels:
             raise SourceError(
@@ -110,13 +122,14 @@ class Decoder:
                 return None
             raise self._error("cannot read", exc) from None
 
-    def read(self) -> tuple[np.ndarray, float] | None:
-        """The next frame as BGR and its time in seconds from the start; None at the end."""
+    def read(self) -> tuple[Picture, float] | None:
+        """The next frame, not yet converted, and its time in seconds from the start; None at
+        the end."""
         frame = self._next()
         if frame is None:
             return None
         seconds = float(frame.time) - self._start if frame.time is not None else 0.0
-        return to_bgr(frame), max(seconds, 0.0)
+        return Picture(frame), max(seconds, 0.0)
 
     def skip(self, count: int) -> int:
         """Decode and drop ``count`` frames (resuming a file); how many there were."""
@@ -140,6 +153,90 @@ class Decoder:
             pass
         finally:
             self.target.close()
+
+
+class Picture:
+    """One decoded frame, converted to BGR only when asked, and then only once.
+
+    Handed from the thread that decodes to the one that analyses, and used by that one only.
+    """
+
+    __slots__ = ("_bgr", "_frame", "height", "width")
+
+    def __init__(self, frame: av.VideoFrame) -> None:
+        self._frame = frame
+        self._bgr: np.ndarray | None = None
+        self.width: int = frame.width
+        self.height: int = frame.height
+
+    @property
+    def converted(self) -> bool:
+        return self._bgr is not None
+
+    def bgr(self) -> np.ndarray:
+        """The frame as a BGR array (height x width x 3), converted on the first call."""
+        if self._bgr is None:
+            self._bgr = to_bgr(self._frame)
+            _count_conversion()
+        return self._bgr
+
+    def gray(self) -> np.ndarray:
+        """The frame's luma, height x width, uint8, without a BGR conversion.
+
+        Full range (0-255), like ``cv2.cvtColor(self.bgr(), cv2.COLOR_BGR2GRAY)`` (within a
+        few levels: BGR clips saturated colours): the luma plane itself when FFmpeg decodes
+        to 8-bit YUV, stretched from video range (16-235) unless the stream is full range
+        (``yuvj*``). Other formats are converted to BGR first.
+        """
+        frame = self._frame
+        name = frame.format.name
+        if name not in _LUMA_FIRST:
+            return cv2.cvtColor(self.bgr(), cv2.COLOR_BGR2GRAY)
+        plane = frame.planes[0]
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+        luma = rows[: frame.height, : frame.width]
+        if name.startswith("yuvj") or name == "gray":
+            return luma.copy()  # the plane's memory belongs to FFmpeg's frame
+        stretched: np.ndarray = cv2.LUT(luma, _VIDEO_TO_FULL_RANGE)
+        return stretched
+
+
+# 8-bit pixel formats whose first plane is the luma, a byte a pixel.
+_LUMA_FIRST = frozenset(
+    {
+        "yuv420p",
+        "yuvj420p",
+        "yuv422p",
+        "yuvj422p",
+        "yuv444p",
+        "yuvj444p",
+        "yuv440p",
+        "yuvj440p",
+        "yuv411p",
+        "yuv410p",
+        "nv12",
+        "nv21",
+        "gray",
+    }
+)
+# Video range luma (16-235) to full range (0-255), as a BGR conversion and back would give.
+_VIDEO_TO_FULL_RANGE = np.clip(
+    np.round((np.arange(256, dtype=np.float64) - 16) * 255 / 219), 0, 255
+).astype(np.uint8)
+
+_conversions = 0
+_conversions_lock = threading.Lock()
+
+
+def _count_conversion() -> None:
+    global _conversions
+    with _conversions_lock:
+        _conversions += 1
+
+
+def conversions() -> int:
+    """Frames converted to BGR by this process so far (what lazy conversion saves shows here)."""
+    return _conversions
 
 
 def to_bgr(frame: av.VideoFrame) -> np.ndarray:

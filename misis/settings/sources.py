@@ -24,3 +24,6 @@ MISIS_SOURCE_DENY_LOOPBACK = False
 # The largest frame (width x height) a source or an upload may have, checked before decoding:
 # one 16k x 16k frame would cost about 1 GB in every process that decodes it.
 MISIS_MAX_FRAME_PIXELS: int = env.int("MISIS_MAX_FRAME_PIXELS", default=3840 * 2160)
+# FFmpeg decoder threads per capture: 1 decodes in the capture's own reader thread. A node runs
+# many captures on few cores; 0 lets FFmpeg pick (cores + 1 threads per capture).
+MISIS_DECODER_THREADS: int = env.int("MISIS_DECODER_THREADS", default=1)
