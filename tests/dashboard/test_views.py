@@ -372,3 +372,16 @@ def test_commands_are_post_only_and_need_the_csrf_token(user, action: str) -> No
     assert resp.status_code == 302
     scenario.refresh_from_db()
     assert scenario.status != before
+
+
+def test_the_dashboards_static_files_are_collected_and_served(tmp_path, settings) -> None:
+    """What run.sh does (collectstatic; WhiteNoise serves): no CDN, no build step."""
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", "--no-input", verbosity=0)
+    for name in ("dashboard.js", "dashboard.css"):
+        resp = Client().get(f"/static/dashboard/{name}")
+        assert resp.status_code == 200, name
+        body = b"".join(resp.streaming_content).decode()
+        assert "http://" not in body and "https://" not in body
