@@ -156,23 +156,28 @@ def state(request: HttpRequest) -> HttpResponseBase:
 
 
 def _command(
-    request: HttpRequest, scenario_id: object, command: Callable[..., tuple[Any, bool]]
+    request: HttpRequest,
+    scenario_id: object,
+    command: Callable[..., tuple[Any, bool]],
+    done: str,
 ) -> HttpResponseBase:
     scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)  # else 404
     try:
-        command(scenario_id=scenario.pk)
+        _, changed = command(scenario_id=scenario.pk)
     except ApiError as exc:  # not allowed from this status, or the quota
         messages.error(request, f"Scenario {scenario.pk}: {exc}")
+    else:
+        messages.info(request, f"Scenario {scenario.pk}: {done if changed else 'already so'}.")
     return redirect("dashboard")
 
 
 @login_required
 @require_POST
 def stop(request: HttpRequest, scenario_id: object) -> HttpResponseBase:
-    return _command(request, scenario_id, commands.scenario_request_stop)
+    return _command(request, scenario_id, commands.scenario_request_stop, "stop requested")
 
 
 @login_required
 @require_POST
 def start(request: HttpRequest, scenario_id: object) -> HttpResponseBase:
-    return _command(request, scenario_id, commands.scenario_request_start)
+    return _command(request, scenario_id, commands.scenario_request_start, "start requested")

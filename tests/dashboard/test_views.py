@@ -320,6 +320,9 @@ def test_stop_and_start_go_through_the_commands(user) -> None:
     assert resp.status_code == 302 and resp["Location"] == "/"
     scenario.refresh_from_db()
     assert scenario.status == Status.INIT_SHUTDOWN and scenario.stop_reason == "requested"
+    assert f"Scenario {scenario.pk}: stop requested." in client.get("/").content.decode()
+    client.post(f"/dashboard/{scenario.pk}/stop/")
+    assert f"Scenario {scenario.pk}: already so." in client.get("/").content.decode()
     inactive = make_scenario(Status.INACTIVE, owner=user)
     epoch = inactive.epoch
     assert client.post(f"/dashboard/{inactive.pk}/start/").status_code == 302
