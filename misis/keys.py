@@ -28,3 +28,15 @@ def preview(scenario_id: object) -> str:
 
 def stop(scenario_id: object) -> str:
     return f"misis:stop:{scenario_id}"
+
+
+# Every key above that belongs to one scenario. Deleting a scenario removes exactly these
+# (scenarios/services/commands.py); a new per-scenario key is added here too, and
+# tests/scenarios/test_list_delete.py fails until it is.
+SCENARIO_KEY_FUNCTIONS = (lease, preview, stop)
+
+
+def scenario_keys(scenario_id: object) -> list[str]:
+    """The Redis keys of one scenario (its inference replies are keyed by the runner's client
+    id, not the scenario, and expire on their own)."""
+    return [key(scenario_id) for key in SCENARIO_KEY_FUNCTIONS]

@@ -21,6 +21,7 @@ from analytics.config import AnalyticsConfig
 from analytics.draw import overlay, snapshot
 from analytics.engine import Analytics, Event
 from scenarios.event_writes import EventRow
+from scenarios.snapshots import snapshot_name
 from sources.storage import video_storage
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class AnalyticsStage:
     def _store(self, image: np.ndarray, event: Event) -> str:
         """The snapshot, stored before the publish that writes its event (a runner that dies
         in between leaves a file the next one writes again under a new name)."""
-        name = f"snapshots/{self.scenario_id}/{self.events_total}.jpg"
+        name = snapshot_name(self.scenario_id, self.events_total)
         try:
             return video_storage().save(name, ContentFile(snapshot(image, event, self.config)))
         except Exception:

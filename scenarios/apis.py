@@ -24,6 +24,7 @@ from scenarios.params import (
     IMGSZ_RANGE,
     RECONNECT_TIMEOUT_RANGE,
     TARGET_FPS_RANGE,
+    storable_text,
 )
 from scenarios.serializers import (
     ConflictSerializer,
@@ -31,6 +32,7 @@ from scenarios.serializers import (
     PredictionPageSerializer,
     ScenarioCommandSerializer,
     ScenarioCreateSerializer,
+    ScenarioPageSerializer,
     ScenarioSerializer,
 )
 from scenarios.services import commands
@@ -83,7 +85,94 @@ PARAMS_HELP = (
 )
 
 
-class ScenarioCreateApi(APIView):
+def list_filters(request: Request) -> tuple[list[str], str | None]:
+    """``?status=`` (repeatable, each a known status) and ``?name=`` of GET /scenario/."""
+    statuses = request.query_params.getlist("status")
+    unknown = sorted({s for s in statuses if s not in Status.values})
+    if unknown:
+        raise ValidationError(
+            {"status": [f"unknown status {unknown[0]!r}; one of {', '.join(Status.values)}"]}
+        )
+    name = request.query_params.get("name") or None
+    if name is not None and (len(name) > selectors.NAME_FILTER_MAX or not storable_text(name)):
+        raise ValidationError(
+            {"name": [f"at most {selectors.NAME_FILTER_MAX} characters, no NUL or surrogates"]}
+        )
+    return statuses, name
+
+
+class ScenarioListCreateApi(APIView):
+    @extend_schema(
+        operation_id="scenario_list",
+        summary="List your scenarios",
+        description="Your scenarios (staff: everyone's), newest first (`created_at`, then `id`,"
+        " descending), paged by an opaque cursor: follow `next` until it is null. Filters"
+        " combine; a filter or limit that changes between pages is taken from the request.",
+        tags=["scenarios"],
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": selectors.SCENARIO_PAGE_MAX,
+                    "default": selectors.SCENARIO_PAGE,
+                },
+                OpenApiParameter.QUERY,
+                required=False,
+                description=f"Page size, 1 to {selectors.SCENARIO_PAGE_MAX}; out of range is a"
+                " 400.",
+            ),
+            OpenApiParameter(
+                "cursor",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                required=False,
+                description="Where the page starts: the cursor in the previous page's `next`"
+                " (opaque and signed; anything else is a 400).",
+            ),
+            OpenApiParameter(
+                "status",
+                {"type": "array", "items": {"type": "string", "enum": list(Status.values)}},
+                OpenApiParameter.QUERY,
+                required=False,
+                explode=True,
+                description="Only scenarios in one of these statuses (repeat the parameter for"
+                " more); an unknown status is a 400.",
+            ),
+            OpenApiParameter(
+                "name",
+                {"type": "string", "maxLength": selectors.NAME_FILTER_MAX},
+                OpenApiParameter.QUERY,
+                required=False,
+                description="Only scenarios whose name contains this text, ignoring case.",
+            ),
+        ],
+        responses={
+            200: ScenarioPageSerializer,
+            400: VALIDATION_ERROR,
+            401: UNAUTHORIZED,
+            429: THROTTLED,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        limit = int_param(request, "limit", selectors.SCENARIO_PAGE, 1, selectors.SCENARIO_PAGE_MAX)
+        statuses, name = list_filters(request)
+        page = selectors.scenario_page(
+            user=request.user,
+            limit=limit or selectors.SCENARIO_PAGE,
+            cursor=request.query_params.get("cursor") or None,
+            statuses=statuses,
+            name=name,
+        )
+        next_url = None
+        if page.next_cursor is not None:
+            query = request.query_params.copy()
+            query["cursor"] = page.next_cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        results = ScenarioSerializer(page.results, many=True).data
+        return Response({"next": next_url, "results": results})
+
     @extend_schema(
         operation_id="scenario_create",
         summary="Create and start a scenario",
@@ -172,6 +261,26 @@ class ScenarioDetailApi(APIView):
             ScenarioSerializer(scenario).data,
             status=http.HTTP_202_ACCEPTED if changed else http.HTTP_200_OK,
         )
+
+    @extend_schema(
+        operation_id="scenario_delete",
+        summary="Delete a scenario",
+        description="Stops the scenario if it runs (its runner publishes nothing more) and"
+        " deletes it with its predictions, events and stored snapshots. Later requests for it"
+        " answer 404.",
+        tags=["scenarios"],
+        parameters=[SCENARIO_ID],
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            401: UNAUTHORIZED,
+            404: NOT_FOUND,
+            429: THROTTLED,
+        },
+    )
+    def delete(self, request: Request, scenario_id: str) -> Response:
+        scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
+        commands.delete_scenario(scenario)
+        return Response(status=http.HTTP_204_NO_CONTENT)
 
 
 def int_param(

@@ -16,8 +16,9 @@ def stop_key(scenario_id: object) -> str:
     return keys.stop(scenario_id)
 
 
-def signal_stop(scenario_id: object, epoch: int) -> None:
-    get_redis().set(stop_key(scenario_id), epoch, ex=STOP_TTL)
+def signal_stop(scenario_id: object, epoch: int, *, ttl: float = STOP_TTL) -> None:
+    """Tell the runner of ``epoch`` (and older) to stop; the flag expires after ``ttl`` s."""
+    get_redis().set(stop_key(scenario_id), epoch, px=max(1, int(ttl * 1000)))
 
 
 def stop_requested(scenario_id: object, epoch: int) -> bool:

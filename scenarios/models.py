@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django_fsm import FSMField, transition
 
@@ -85,7 +86,19 @@ class Scenario(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=("status", "deadline_at"), name="scenario_watchdog_idx")]
+        indexes = [
+            models.Index(fields=("status", "deadline_at"), name="scenario_watchdog_idx"),
+            # GET /scenario/ (selectors.scenario_page): newest first, by owner or for staff,
+            # with or without a status; each is read in order and stops after a page.
+            models.Index(fields=("owner", "-created_at", "-id"), name="scenario_owner_list_idx"),
+            models.Index(
+                fields=("owner", "status", "-created_at", "-id"), name="scenario_owner_status_idx"
+            ),
+            models.Index(fields=("status", "-created_at", "-id"), name="scenario_status_list_idx"),
+            models.Index(fields=("-created_at", "-id"), name="scenario_list_idx"),
+            # ?name= is name ILIKE '%…%': the trigrams of the name serve any substring.
+            GinIndex(fields=["name"], opclasses=["gin_trgm_ops"], name="scenario_name_trgm_idx"),
+        ]
 
     def __str__(self) -> str:
         from sources.redact import redact

@@ -25,6 +25,16 @@ TTL = 60
 COLOURS = [(0, 200, 0), (0, 0, 230), (230, 120, 0), (0, 200, 230), (200, 0, 200)]
 
 
+# The frame is kept only while the scenario has a runner's lease: deleting a scenario removes
+# its lease, so a runner that has not noticed the delete yet cannot bring its preview back.
+_SET_WHILE_LEASED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+return 0
+"""
+
+
 def frame_key(scenario_id: object) -> str:
     return keys.preview(scenario_id)
 
@@ -67,7 +77,14 @@ class PreviewWriter:
                 overlay(drawn)
             ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
-                get_redis().set(frame_key(self.scenario_id), jpeg.tobytes(), ex=TTL)
+                get_redis().eval(
+                    _SET_WHILE_LEASED,
+                    2,
+                    keys.lease(self.scenario_id),
+                    frame_key(self.scenario_id),
+                    jpeg.tobytes(),
+                    TTL,
+                )
         except Exception:
             logger.warning("preview frame not stored", exc_info=True)
 

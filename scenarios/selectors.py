@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core import signing
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Lookup, Q, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
 from django.http import Http404
+from django.utils.dateparse import parse_datetime
 
+from misis.exceptions import ApiError
 from scenarios.models import PREDICTION_FIELDS, Event, Scenario
 
 MAX_PAGE = 1000
@@ -32,6 +39,114 @@ def scenario_get(*, user: AbstractBaseUser | AnonymousUser, scenario_id: object)
     if scenario is None:
         raise Http404("no such scenario")
     return scenario
+
+
+# --- GET /scenario/: the caller's scenarios, newest first, by keyset cursor ----------------------
+
+SCENARIO_PAGE = 50
+SCENARIO_PAGE_MAX = 500
+NAME_FILTER_MAX = 200  # Scenario.name's max_length: a longer substring matches nothing anyway
+_CURSOR_SALT = "scenarios.list.cursor"
+
+
+class BadListQuery(ApiError):
+    """A query parameter of GET /scenario/ the list cannot take (HTTP 400, naming it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def body(self) -> dict[str, list[str]]:
+        return {self.field: [str(self)]}
+
+
+class _ILike(Lookup[str]):
+    """``lhs ILIKE rhs``, which a pg_trgm index serves (Django's ``icontains`` is
+    ``UPPER(lhs) LIKE UPPER(rhs)``, which it does not). Used as an expression, not registered."""
+
+    lookup_name = "ilike"
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str | int, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", (*lhs_params, *rhs_params)
+
+
+def _name_contains(text: str) -> _ILike:
+    """Names containing ``text``, ignoring case; ``%``, ``_`` and ``\\`` in it are literal."""
+    return _ILike(F("name"), f"%{connection.ops.prep_for_like_query(text)}%")
+
+
+@dataclass(frozen=True)
+class ScenarioPage:
+    results: list[Scenario]
+    next_cursor: str | None  # None: this is the last page
+
+
+def _cursor(scenario: Scenario) -> str:
+    """The position after ``scenario``: its (created_at, id), signed so that it is opaque and
+    cannot be forged (it only ever narrows the caller's own scenarios, but an unsigned one
+    would invite guessing at the format)."""
+    return signing.dumps([scenario.created_at.isoformat(), str(scenario.pk)], salt=_CURSOR_SALT)
+
+
+def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    bad = BadListQuery("cursor", "not a cursor of this list: pass on the one in `next`")
+    try:
+        created, pk = signing.loads(cursor, salt=_CURSOR_SALT)
+        at = parse_datetime(created)
+        pk = uuid.UUID(pk)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise bad from None
+    if at is None or at.tzinfo is None:
+        raise bad
+    return at, pk
+
+
+def scenario_list(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    cursor: str | None = None,
+    statuses: Sequence[str] = (),
+    name: str | None = None,
+) -> QuerySet[Scenario]:
+    """The scenarios ``user`` may see (staff: all), newest first (``(created_at, id)``
+    descending), after ``cursor``; only ``statuses`` when given, only names containing ``name``
+    (ignoring case) when given. Input is already validated but for the cursor
+    (``BadListQuery``).
+
+    Each filter and the order have an index (migration ``scenario_list_indexes``): the owner's
+    or the status's ``(…, created_at, id)`` b-tree is read in order and stops after a page; a
+    name is looked up in the trigram index of ``name``.
+    """
+    qs = scenario_visible(user).defer("analytics_state")
+    if statuses:
+        qs = qs.filter(status__in=sorted(set(statuses)))
+    if name:
+        qs = qs.filter(_name_contains(name))
+    if cursor is not None:
+        at, pk = _position(cursor)
+        # (created_at, id) < (at, pk), written so that created_at <= at bounds the index scan.
+        qs = qs.filter(Q(created_at__lte=at), Q(created_at__lt=at) | Q(pk__lt=pk))
+    return qs.order_by("-created_at", "-id")
+
+
+def scenario_page(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    limit: int,
+    cursor: str | None = None,
+    statuses: Sequence[str] = (),
+    name: str | None = None,
+) -> ScenarioPage:
+    """One page of ``scenario_list``: at most ``limit`` scenarios, and the cursor of the next."""
+    qs = scenario_list(user=user, cursor=cursor, statuses=statuses, name=name)
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ScenarioPage(results=rows, next_cursor=_cursor(rows[-1]) if more else None)
 
 
 # How a field is written in the page's JSON, where not its column as it is.

@@ -219,6 +219,14 @@ class PredictionPageSerializer(serializers.Serializer[None]):
     results = PredictionSerializer(many=True, help_text="Ordered by frame_index, ascending.")
 
 
+class ScenarioPageSerializer(serializers.Serializer[None]):
+    next = serializers.URLField(
+        allow_null=True,
+        help_text="URL of the next page (same filters, with its cursor), or null on the last page.",
+    )
+    results = ScenarioSerializer(many=True, help_text="Newest first.")
+
+
 class ErrorSerializer(serializers.Serializer[None]):
     detail = serializers.CharField()
 

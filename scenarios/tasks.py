@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from scenarios.services import outbox
+from scenarios.services import commands, outbox
 from scenarios.services import watchdog as watchdog_service
 
 
@@ -31,3 +31,10 @@ def delivery_relay() -> int:
     from scenarios.webhooks import webhook_relay
 
     return webhook_relay() + mqtt_relay()
+
+
+@shared_task(name="scenarios.purge_scenario", ignore_result=True)
+def purge_scenario(scenario_id: str) -> bool:
+    """Sweep a deleted scenario's Redis keys and stored snapshots once more, after any runner
+    of it has left (sent by ``delete_scenario``); does nothing for a scenario that exists."""
+    return commands.scenario_purge(scenario_id=scenario_id)

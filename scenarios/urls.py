@@ -3,7 +3,7 @@ from django.urls import path
 from scenarios import apis, event_apis, preview_views
 
 urlpatterns = [
-    path("scenario/", apis.ScenarioCreateApi.as_view(), name="scenario-create"),
+    path("scenario/", apis.ScenarioListCreateApi.as_view(), name="scenario-create"),
     path("scenario/<str:scenario_id>/", apis.ScenarioDetailApi.as_view(), name="scenario-detail"),
     path(
         "scenario/<str:scenario_id>/frame.jpg",

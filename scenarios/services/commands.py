@@ -9,17 +9,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django_fsm import can_proceed
 
+from misis import keys
 from misis.exceptions import ApiError
+from misis.redis_client import get_redis
+from scenarios.control import signal_stop
 from scenarios.models import (
     STARTING_STATUSES,
     STOPPING_STATUSES,
     OutboxKind,
+    OutboxMessage,
     Scenario,
     ScenarioId,
     Status,
@@ -27,6 +32,7 @@ from scenarios.models import (
 )
 from scenarios.services.outbox import enqueue
 from scenarios.services.transitions import lock_scenario, next_deadline
+from scenarios.snapshots import delete_snapshots
 from sources.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,15 @@ class TransitionRefused(ApiError):
 
     def body(self) -> dict[str, Any]:
         return {"detail": f"command not allowed from status {self.status}", "status": self.status}
+
+
+class ScenarioGone(ApiError):
+    """The scenario was deleted while the request was on its way (HTTP 404)."""
+
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("no such scenario")
 
 
 class QuotaExceeded(ApiError):
@@ -143,3 +158,81 @@ def scenario_request_start(*, scenario_id: ScenarioId) -> tuple[Scenario, bool]:
     enqueue(scenario, OutboxKind.START)
     logger.info("scenario %s: start requested (epoch %s)", scenario.pk, scenario.epoch)
     return scenario, True
+
+
+# The task that sweeps a deleted scenario's leftovers once more (scenarios/tasks.py).
+PURGE_TASK = "scenarios.purge_scenario"
+
+
+def delete_scenario(scenario: Scenario) -> None:
+    """Stop the scenario's runner and delete the scenario with its predictions, events, outbox
+    rows, stored snapshots and Redis keys.
+
+    Precondition: the caller found ``scenario`` through the visibility selector
+    (``selectors.scenario_get``): this checks no owner. Raises ``ScenarioGone`` (404) when a
+    concurrent request deleted it first.
+
+    The fence: the row goes in one transaction under its lock, and every runner write locks
+    the row by (id, epoch) first, so a runner still holding the old epoch finds no row, gets
+    ``LeaseLost`` and publishes nothing (a write that skipped the lock would fail on the foreign
+    key at its commit). The stop flag, raised under the lock, makes the runner leave within a
+    frame; on commit the lease and the preview go (a runner cannot write a preview without a
+    lease, nor renew a lease that is gone), then the snapshots, and a purge task sweeps both
+    again once any runner has surely left (``scenario_purge``).
+    """
+    pk = scenario.pk
+    with transaction.atomic():
+        # The outbox dispatcher locks a message, then its scenario: take them in that order, or
+        # a dispatch in flight and this delete would wait for each other.
+        list(OutboxMessage.objects.select_for_update().filter(scenario_id=pk).values_list("pk"))
+        locked = Scenario.objects.select_for_update().filter(pk=pk).values_list("epoch").first()
+        if locked is None:
+            raise ScenarioGone()
+        (epoch,) = locked
+        # Set even for a stopped scenario: a runner that has not left yet still sees it. Short
+        # lived: the runner checks it every 50 ms, and a deleted scenario leaves no key behind.
+        signal_stop(pk, epoch, ttl=settings.MISIS_LEASE_TTL)
+        # Django's collector: one DELETE per related table by scenario_id (no signals, so each
+        # is a "fast delete", not row by row), then the scenario row.
+        _, deleted = Scenario.objects.filter(pk=pk).delete()
+        transaction.on_commit(lambda: _after_delete(pk))
+    logger.info(
+        "scenario %s: deleted (epoch %s) with %s",
+        pk,
+        epoch,
+        ", ".join(f"{n} {label.rsplit('.', 1)[-1].lower()}" for label, n in deleted.items()),
+    )
+
+
+def _after_delete(scenario_id: ScenarioId) -> None:
+    # After the commit: the response must not fail for what the purge task does again.
+    try:
+        scenario_purge(scenario_id=scenario_id, keep_stop=True)
+    except Exception:
+        logger.exception("scenario %s: purge after delete failed; the task retries", scenario_id)
+    try:
+        current_app.send_task(
+            PURGE_TASK, args=(str(scenario_id),), countdown=2 * settings.MISIS_LEASE_TTL
+        )
+    except Exception:
+        logger.exception("scenario %s: purge task not sent", scenario_id)
+
+
+def scenario_purge(*, scenario_id: ScenarioId, keep_stop: bool = False) -> bool:
+    """Remove what a deleted scenario left outside PostgreSQL: its Redis keys (misis/keys.py
+    ``scenario_keys``) and its stored snapshots. Idempotent; does nothing while the row exists.
+
+    ``keep_stop``: leave the stop flag (right after the delete, for a runner to see; it
+    expires within the lease TTL). Returns whether the scenario was gone.
+    """
+    if Scenario.objects.filter(pk=scenario_id).exists():
+        logger.warning("scenario %s: not purged, it exists", scenario_id)
+        return False
+    names = keys.scenario_keys(scenario_id)
+    if keep_stop:
+        names.remove(keys.stop(scenario_id))
+    get_redis().delete(*names)
+    removed = delete_snapshots(scenario_id)
+    if removed:
+        logger.info("scenario %s: %d stored snapshot(s) removed", scenario_id, removed)
+    return True
