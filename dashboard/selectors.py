@@ -38,6 +38,7 @@ def scenario_card(scenario: Scenario) -> dict[str, Any]:
     data["actions"] = {
         "stop": reverse("dashboard-stop", args=[sid]),
         "start": reverse("dashboard-start", args=[sid]),
+        "delete": reverse("dashboard-delete", args=[sid]),
     }
     return data
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("dashboard/state/", views.state, name="dashboard-state"),
     path("dashboard/<uuid:scenario_id>/stop/", views.stop, name="dashboard-stop"),
     path("dashboard/<uuid:scenario_id>/start/", views.start, name="dashboard-start"),
+    path("dashboard/<uuid:scenario_id>/delete/", views.delete, name="dashboard-delete"),
 ]

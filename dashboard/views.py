@@ -5,6 +5,7 @@
                POST /scenario/ does.
 ``/dashboard/state/``  the cards' data as JSON, polled by dashboard.js.
 ``/dashboard/<id>/stop|start/``  POST: the commands of POST /scenario/<id>/.
+``/dashboard/<id>/delete/``  POST: ``delete_scenario``, as DELETE /scenario/<id>/.
 ``/login/``, ``/logout/``  Django's session login (throttled like the admin's) and logout.
 
 Every POST carries Django's CSRF token (CsrfViewMiddleware, never exempted here). Another
@@ -181,3 +182,17 @@ def stop(request: HttpRequest, scenario_id: object) -> HttpResponseBase:
 @require_POST
 def start(request: HttpRequest, scenario_id: object) -> HttpResponseBase:
     return _command(request, scenario_id, commands.scenario_request_start, "start requested")
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, scenario_id: object) -> HttpResponseBase:
+    scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)  # else 404
+    pk = scenario.pk
+    try:
+        commands.delete_scenario(scenario)
+    except ApiError as exc:  # deleted by a concurrent request first
+        messages.error(request, f"Scenario {pk}: {exc}")
+    else:
+        messages.info(request, f"Scenario {pk} deleted.")
+    return redirect("dashboard")

@@ -4,7 +4,8 @@ Real workers (two runners, the mock detector) run the scenario; pytest-django's 
 serves the dashboard. The browser logs in, creates a scenario on a sample video through the
 form, waits for the card's annotated frame (decoded from the browser's own copy of the image,
 pixels checked for the detector's box), its fps and frame count and zone counts, stops it and
-sees it inactive, then logs out. A ``<img onerror>`` name must show as text and run nothing.
+sees it inactive, deletes it and sees it gone, then logs out. A ``<img onerror>`` name must
+show as text and run nothing.
 
 Playwright's sync API keeps an event loop in this thread: the ORM is used only before the
 browser starts and after it has closed (Django refuses ORM calls beside a running loop).
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from scenarios.models import Scenario, Status
+from scenarios.models import Scenario
 from testbed.stack import Stack
 from tests.integration.test_preview import box_colour_error, edge_points
 
@@ -145,7 +146,32 @@ def test_operator_logs_in_creates_watches_and_stops_a_scenario(
             expect(card.locator('form[data-action="stop"]')).to_be_hidden()
             assert card_value(page, sid, "stop-reason") == "requested"
 
+            # What was stored, as the dashboard's JSON has it.
+            state = page.evaluate("() => fetch('/dashboard/state/').then(r => r.json())")
+            (stored,) = state["scenarios"]
+            assert stored["name"] == HOSTILE_NAME
+            assert stored["params"] == {**PARAMS, "target_fps": 10, "loop": True}
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+            # Delete asks first: dismissed, nothing happens; accepted, the card is gone.
+            asked: list[str] = []
+
+            def answer(dialog: Any, accept: bool) -> None:
+                asked.append(dialog.message)
+                dialog.accept() if accept else dialog.dismiss()
+
+            page.once("dialog", lambda d: answer(d, False))
+            card.locator('form[data-action="delete"] button').click()
+            page.wait_for_timeout(500)
+            expect(card).to_have_count(1)
+            page.once("dialog", lambda d: answer(d, True))
+            card.locator('form[data-action="delete"] button').click()
+            expect(page.locator(".messages .info")).to_contain_text(f"Scenario {sid} deleted.")
+            expect(page.locator("article.card")).to_have_count(0)
+            assert len(asked) == 2 and HOSTILE_NAME in asked[0]
+            page.wait_for_timeout(1500)  # a poll or two later: still gone
+            expect(page.locator("article.card")).to_have_count(0)
+
             page.click("#logout")
             page.wait_for_url(re.compile(r"/login/$"))
             page.goto(f"{base}/")
@@ -153,9 +179,6 @@ def test_operator_logs_in_creates_watches_and_stops_a_scenario(
             assert errors == [], errors
         finally:
             browser.close()
-    scenario = Scenario.objects.get(pk=seen["sid"])
-    assert scenario.status == Status.INACTIVE and scenario.stop_reason == "requested"
-    assert scenario.name == HOSTILE_NAME
-    assert scenario.params == {**PARAMS, "target_fps": 10, "loop": True}
-    assert Scenario.objects.count() == 1
+    assert not Scenario.objects.filter(pk=seen["sid"]).exists()
+    assert Scenario.objects.count() == 0
     print(f"dashboard screenshot in {tmp_path}")

@@ -11,15 +11,16 @@ from __future__ import annotations
 import html
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from dashboard.forms import flat_errors
-from scenarios.models import OutboxMessage, Scenario, Status
+from scenarios.models import Event, OutboxMessage, Prediction, Scenario, Status
 from sources.models import Upload
-from tests.factories import make_scenario
+from tests.factories import make_event, make_prediction, make_scenario
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +82,16 @@ def test_login_with_a_password_opens_the_dashboard(user) -> None:
     )
     assert resp.status_code == 302 and resp["Location"] == "/"
     assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"],
+)
+def test_login_never_redirects_off_site(user, next_url: str) -> None:
+    resp = Client().post("/login/", {"username": "alice", "password": "x", "next": next_url})
+    assert resp.status_code == 302
+    assert resp["Location"] == "/"
 
 
 def test_login_without_csrf_token_is_refused(user) -> None:
@@ -159,6 +170,7 @@ def test_state_has_what_a_card_shows(user) -> None:
     assert card["actions"] == {
         "stop": f"/dashboard/{scenario.pk}/stop/",
         "start": f"/dashboard/{scenario.pk}/start/",
+        "delete": f"/dashboard/{scenario.pk}/delete/",
     }
     assert "preview_url" not in card
     page = logged_in(user).get("/").content.decode()
@@ -341,7 +353,7 @@ def test_a_command_the_state_machine_refuses_is_shown(user) -> None:
     assert scenario.status == Status.IN_SHUTDOWN_PROCESSING
 
 
-@pytest.mark.parametrize("action", ["stop", "start"])
+@pytest.mark.parametrize("action", ["stop", "start", "delete"])
 def test_another_users_scenario_is_a_404_on_every_action(user, other_user, action: str) -> None:
     theirs = make_scenario(Status.ACTIVE, owner=other_user)
     idle = make_scenario(Status.INACTIVE, owner=other_user)
@@ -352,6 +364,10 @@ def test_another_users_scenario_is_a_404_on_every_action(user, other_user, actio
     idle.refresh_from_db()
     assert theirs.status == Status.ACTIVE and idle.status == Status.INACTIVE
     assert client.post(f"/dashboard/not-a-uuid/{action}/").status_code == 404
+    # Exactly what a scenario that does not exist answers.
+    absent = client.post(f"/dashboard/{uuid.uuid4()}/{action}/")
+    mine = client.post(f"/dashboard/{theirs.pk}/{action}/")
+    assert (absent.status_code, absent.content) == (404, mine.content)
 
 
 def test_staff_may_stop_anyones_scenario(staff_user, other_user) -> None:
@@ -361,9 +377,9 @@ def test_staff_may_stop_anyones_scenario(staff_user, other_user) -> None:
     assert theirs.status == Status.INIT_SHUTDOWN
 
 
-@pytest.mark.parametrize("action", ["stop", "start"])
+@pytest.mark.parametrize("action", ["stop", "start", "delete"])
 def test_commands_are_post_only_and_need_the_csrf_token(user, action: str) -> None:
-    scenario = make_scenario(Status.ACTIVE if action == "stop" else Status.INACTIVE, owner=user)
+    scenario = make_scenario(Status.INACTIVE if action == "start" else Status.ACTIVE, owner=user)
     client = logged_in(user, csrf=True)
     assert client.get(f"/dashboard/{scenario.pk}/{action}/").status_code == 405
     assert client.post(f"/dashboard/{scenario.pk}/{action}/").status_code == 403
@@ -373,8 +389,11 @@ def test_commands_are_post_only_and_need_the_csrf_token(user, action: str) -> No
     token = csrf_token(client)
     resp = client.post(f"/dashboard/{scenario.pk}/{action}/", {"csrfmiddlewaretoken": token})
     assert resp.status_code == 302
-    scenario.refresh_from_db()
-    assert scenario.status != before
+    if action == "delete":
+        assert not Scenario.objects.filter(pk=scenario.pk).exists()
+    else:
+        scenario.refresh_from_db()
+        assert scenario.status != before
 
 
 def test_the_dashboards_static_files_are_collected_and_served(tmp_path, settings) -> None:
@@ -388,3 +407,30 @@ def test_the_dashboards_static_files_are_collected_and_served(tmp_path, settings
         assert resp.status_code == 200, name
         body = b"".join(resp.streaming_content).decode()
         assert "http://" not in body and "https://" not in body
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [Status.ACTIVE, Status.INACTIVE])
+def test_delete_removes_the_scenario_with_its_predictions(user, status: str) -> None:
+    scenario = make_scenario(status, owner=user, name="doomed")
+    make_prediction(scenario, 0)
+    make_event(scenario, 1)
+    client = logged_in(user)
+    resp = client.post(f"/dashboard/{scenario.pk}/delete/")
+    assert resp.status_code == 302 and resp["Location"] == "/"
+    assert not Scenario.objects.filter(pk=scenario.pk).exists()
+    assert not Prediction.objects.filter(scenario_id=scenario.pk).exists()
+    assert not Event.objects.filter(scenario_id=scenario.pk).exists()
+    page = client.get("/").content.decode()
+    assert f"Scenario {scenario.pk} deleted." in page and "doomed" not in page
+    assert client.get("/dashboard/state/").json()["scenarios"] == []
+    # Gone for the API too; deleting again is a 404.
+    assert client.post(f"/dashboard/{scenario.pk}/delete/").status_code == 404
+
+
+def test_staff_may_delete_anyones_scenario(staff_user, other_user) -> None:
+    theirs = make_scenario(Status.INACTIVE, owner=other_user)
+    assert logged_in(staff_user).post(f"/dashboard/{theirs.pk}/delete/").status_code == 302
+    assert not Scenario.objects.filter(pk=theirs.pk).exists()

@@ -81,6 +81,7 @@ CLASSIFIED: dict[str, str] = {
     "dashboard/state/": DASHBOARD,
     "dashboard/<uuid:scenario_id>/stop/": DASHBOARD,
     "dashboard/<uuid:scenario_id>/start/": DASHBOARD,
+    "dashboard/<uuid:scenario_id>/delete/": DASHBOARD,
 }
 # The dashboard's own login and logout: open to the logged out.
 DASHBOARD_OPEN = {"login/", "logout/"}

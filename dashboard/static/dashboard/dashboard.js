@@ -117,6 +117,17 @@
     grid.querySelectorAll("article.card").forEach(refreshFrame);
   }
 
+  // Deleting cannot be undone: ask first (a listener, as the page's CSP runs no inline handler).
+  grid.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.dataset.action !== "delete") return;
+    var card = form.closest("article.card");
+    var name = card.querySelector(".name").textContent;
+    if (!window.confirm("Delete scenario \u201c" + name + "\u201d with its predictions and events?")) {
+      e.preventDefault();
+    }
+  });
+
   grid.querySelectorAll("article.card").forEach(wireFrame);
   refreshFrames();
   refreshState();
