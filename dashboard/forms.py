@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.http import QueryDict
+
+from misis.parsers import json_depth
 
 FIELDS = ("source", "name", "params", "target_fps", "loop")
 
@@ -32,6 +35,11 @@ def create_body(form: QueryDict) -> tuple[dict[str, Any], dict[str, list[str]]]:
     params_text = form.get("params", "").strip()
     params: Any = {}
     if params_text:
+        # The API's parser bounds (misis.parsers): the form's size is bounded by Django
+        # (DATA_UPLOAD_MAX_MEMORY_SIZE), the depth here, before json.loads recurses into it.
+        max_depth = settings.MISIS_JSON_MAX_DEPTH
+        if json_depth(params_text.encode("utf-8", "replace")) > max_depth:
+            return body, {"params": [f"arrays and objects nested deeper than {max_depth}"]}
         try:
             params = json.loads(params_text)
         except ValueError as exc:

@@ -293,6 +293,14 @@ def test_params_that_are_not_json_are_refused(user) -> None:
     assert re.search(r'data-field="params">not valid JSON: ', resp.content.decode())
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 50_000, "[" * 33 + "]" * 33])
+def test_params_nested_too_deep_are_refused_not_a_500(user, text: str) -> None:
+    resp = create(logged_in(user), params=text)
+    assert resp.status_code == 400
+    assert Scenario.objects.count() == 0
+    assert 'data-field="params">arrays and objects nested deeper than 32' in resp.content.decode()
+
+
 def test_create_without_csrf_token_is_refused(user) -> None:
     client = logged_in(user, csrf=True)
     resp = client.post("/", {"source": "short.mp4"})
