@@ -26,6 +26,8 @@ SCHEMA_URL = "/api/schema/?format=json"
 # Every operation of the contract, with the answers it documents (at least these).
 CONTRACT: dict[tuple[str, str], set[str]] = {
     ("/scenario/", "post"): {"201", "400", "401"},
+    ("/scenario/", "get"): {"200", "400", "401"},
+    ("/scenario/{scenario_id}/", "delete"): {"204", "401", "404"},
     ("/scenario/{scenario_id}/", "post"): {"200", "202", "400", "401", "404", "409"},
     ("/scenario/{scenario_id}/", "get"): {"200", "401", "404"},
     ("/prediction/{scenario_id}/", "get"): {"200", "401", "404"},
@@ -131,6 +133,7 @@ def test_token_auth_everywhere_but_health(schema: dict[str, Any]) -> None:
     [
         ("/scenario/{scenario_id}/", "get"),
         ("/scenario/{scenario_id}/", "post"),
+        ("/scenario/{scenario_id}/", "delete"),
         ("/prediction/{scenario_id}/", "get"),
     ],
 )
