@@ -21,4 +21,5 @@ urlpatterns = [
     ),
     path("", include("scenarios.urls")),
     path("", include("videos.urls")),
+    path("", include("dashboard.urls")),
 ]

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "runner",
     "inference",
     "videos",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -167,7 +168,12 @@ REST_FRAMEWORK = {
     # (anyone can write it) and the peer address is the client (misis.throttling).
     "NUM_PROXIES": env.int("MISIS_NUM_PROXIES", default=0),
 }
-# POSTs to /admin/login/, per client address and per username (misis.admin_site).
+# The dashboard's session login (dashboard/): logged-out pages redirect to it.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+# POSTs to /admin/login/ and /login/, per client address and per username (misis.admin_site,
+# dashboard.views).
 MISIS_THROTTLE_LOGIN: str = env("MISIS_THROTTLE_LOGIN", default="10/min")
 
 # OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (both without a token).

@@ -58,6 +58,7 @@ AUTHENTICATED = "authenticated"  # any valid token (Authorization header)
 STAFF = "staff"  # a staff token (Authorization header)
 OWNED_API = "owned-api"  # one scenario, its owner or staff; Authorization header only
 OWNED_PREVIEW = "owned-preview"  # one scenario, its owner or staff; header, ?sig= or session
+DASHBOARD = "dashboard"  # session pages (dashboard/): logged out, sent to /login/
 
 # Every URL pattern outside the admin site, by its route (as in ``ResolverMatch.route``).
 CLASSIFIED: dict[str, str] = {
@@ -74,7 +75,16 @@ CLASSIFIED: dict[str, str] = {
     "scenario/<str:scenario_id>/frame.jpg": OWNED_PREVIEW,
     "scenario/<str:scenario_id>/view/": OWNED_PREVIEW,
     "scenario/<str:scenario_id>/view/state/": OWNED_PREVIEW,
+    "": DASHBOARD,
+    "login/": DASHBOARD,
+    "logout/": DASHBOARD,
+    "dashboard/state/": DASHBOARD,
+    "dashboard/<uuid:scenario_id>/stop/": DASHBOARD,
+    "dashboard/<uuid:scenario_id>/start/": DASHBOARD,
+    "dashboard/<uuid:scenario_id>/delete/": DASHBOARD,
 }
+# The dashboard's own login and logout: open to the logged out.
+DASHBOARD_OPEN = {"login/", "logout/"}
 
 # Every admin route sends whoever is not staff to the admin login, but these two: the login form
 # itself, and logout (which sends non-staff to the admin index, and from there to the login).
@@ -146,7 +156,10 @@ def _walk(resolver: URLResolver, chain: tuple[Any, ...] = (), route: str = "") -
 
 
 ROUTES = list(_walk(get_resolver()))
-API_ROUTES = [r for r in ROUTES if not r.is_admin and r.route in CLASSIFIED]
+API_ROUTES = [
+    r for r in ROUTES if not r.is_admin and CLASSIFIED.get(r.route, DASHBOARD) != DASHBOARD
+]
+DASHBOARD_ROUTES = [r for r in ROUTES if not r.is_admin and CLASSIFIED.get(r.route) == DASHBOARD]
 ADMIN_ROUTES = [r for r in ROUTES if r.is_admin]
 OWNED_ROUTES = [r for r in API_ROUTES if r.kind in (OWNED_API, OWNED_PREVIEW)]
 
@@ -330,6 +343,25 @@ def test_a_deactivated_users_token_is_401(route: Route, world: World) -> None:
     User.objects.filter(pk=world.owner.pk).update(is_active=False)
     response = call(world.header(world.owner), route.methods[0], world.url(route), route)
     assert response.status_code == 401
+
+
+PROTECTED_DASHBOARD = [r for r in DASHBOARD_ROUTES if r.route not in DASHBOARD_OPEN]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", PROTECTED_DASHBOARD, ids=ids(PROTECTED_DASHBOARD))
+def test_dashboard_pages_send_the_logged_out_to_the_login(route: Route, world: World) -> None:
+    url = world.url(route)
+    # A token is not a session: the dashboard takes none (nor a preview link).
+    for client in (Client(), world.header(world.owner)):
+        for target in (url, world.link(world.owner, url)):
+            for method in ("get", "post"):
+                response = getattr(client, method)(target)
+                assert response.status_code == 302, (method, target, response.status_code)
+                assert response["Location"].startswith("/login/?next="), (method, target)
+    world.scenario.refresh_from_db()
+    assert world.scenario.status == Status.ACTIVE
+    assert Scenario.objects.count() == 1
 
 
 PROTECTED_ADMIN = [r for r in ADMIN_ROUTES if r.route not in ADMIN_OPEN]
