@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scenarios", "0004_analytics_events"),
+        ("scenarios", "0006_partition_predictions_events_by_day"),
     ]
 
     operations = [

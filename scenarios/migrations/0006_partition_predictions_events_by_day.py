@@ -77,7 +77,7 @@ def partition(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("scenarios", "0004_analytics_events")]
+    dependencies = [("scenarios", "0005_scenario_list_indexes")]
 
     operations = [
         # The models as the ORM sees them afterwards.
