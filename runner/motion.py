@@ -41,7 +41,7 @@ BOX_MARGIN = 0.1  # boxes grow by this share of their size on each side: an edge
 
 def small_grey(frame: Frame) -> np.ndarray:
     """The frame as a small, lightly blurred grey image: all the gate ever looks at."""
-    grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+    grey = frame.gray  # the luma plane as decoded: no BGR conversion for a frame it skips
     height, width = grey.shape[:2]
     small_w = min(WIDTH, width)
     small_h = max(1, round(height * small_w / width))

@@ -147,6 +147,7 @@ def create_partitions(
         else:
             with transaction.atomic(), connection.schema_editor() as editor:
                 _lock_timeout(editor)
+                _lock_like_a_publish(editor, table.model)
                 partition.create(table.model, editor)
         made.append(day)
     return made
@@ -201,11 +202,23 @@ def drop_expired_partitions(now: datetime | None = None) -> int:
                 _delete_snapshots(Event.objects.filter(created_at__gte=start, created_at__lt=end))
             with transaction.atomic(), connection.schema_editor() as editor:
                 _lock_timeout(editor)
+                _lock_like_a_publish(editor, table.model)
                 partition = DayPartition(day, table.unique)
                 partition.delete(partitioned(table.model), cast(PostgresSchemaEditor, editor))
             logger.info("retention: partition %s dropped", name)
             dropped += 1
     return dropped
+
+
+def _lock_like_a_publish(editor: BaseDatabaseSchemaEditor, model: type[models.Model]) -> None:
+    """Take the locks that creating or dropping a partition needs in the order a publish takes
+    them: the scenarios table first (adding or dropping the partition's foreign key needs SHARE
+    ROW EXCLUSIVE on it; a publish's UPDATE holds ROW EXCLUSIVE), then the partitioned table
+    (a publish's INSERT). In the other order the DDL and a publish deadlock: each waits for a
+    lock the other holds."""
+    quote = editor.quote_name
+    editor.execute(f"LOCK TABLE {quote(Scenario._meta.db_table)} IN SHARE ROW EXCLUSIVE MODE")
+    editor.execute(f"LOCK TABLE {quote(model._meta.db_table)} IN ACCESS EXCLUSIVE MODE")
 
 
 def _delete_batched(queryset: models.QuerySet[Any]) -> int:

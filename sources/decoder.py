@@ -169,6 +169,13 @@ class Picture:
         self.width: int = frame.width
         self.height: int = frame.height
 
+    @classmethod
+    def of_bgr(cls, image: np.ndarray) -> Picture:
+        """A picture made from a BGR array (samples, tests and benches), counted as converted."""
+        picture = cls(av.VideoFrame.from_ndarray(image, format="bgr24"))
+        picture._bgr = image
+        return picture
+
     @property
     def converted(self) -> bool:
         return self._bgr is not None

@@ -27,6 +27,7 @@ from runner.sources import Frame
 from scenarios.control import signal_stop
 from scenarios.models import Event, Prediction, Scenario, Status, StopReason
 from scenarios.params import MOTION_MAX_GAP_RANGE, Params
+from sources.decoder import Picture
 from tests.factories import make_scenario
 
 W, H = 320, 240
@@ -55,7 +56,7 @@ class Camera:
         grain = self.rng.normal(0.0, self.noise, image.shape).astype(np.float32)
         pixels = np.clip(image + grain, 0, 255).astype(np.uint8)
         pts = self.index / FPS if pts is None else pts
-        frame = Frame(self.index, pts, datetime.now(UTC), pixels)
+        frame = Frame(self.index, pts, datetime.now(UTC), Picture.of_bgr(pixels))
         self.index += 1
         return frame
 
