@@ -19,6 +19,7 @@ from django.db import connection
 from analytics.engine import FORGET_AFTER
 from inference.backends.mock import MockBackend
 from inference.batcher import Batcher
+from misis import metrics
 from runner.analytics_stage import AnalyticsStage
 from runner.loop import WORKER_STOPPING, run_scenario
 from runner.motion import Decision, MotionGate, Reason
@@ -294,6 +295,8 @@ def test_a_still_file_with_the_gate_on_costs_at_least_80_percent_fewer_detector_
     assert on.frames_processed == calls_on == 4
     assert on.frames_skipped == STILL_FRAMES - calls_on
     assert on.next_frame == STILL_FRAMES  # skipped frames lie below the frontier too
+    # And /metrics counts them beside the dropped ones.
+    assert f"misis_frames_skipped_total {STILL_FRAMES - 4}\n" in metrics.render()
 
 
 @pytest.mark.django_db(transaction=True)
