@@ -6,17 +6,22 @@ broker; the assertions read the database, the API and the worker processes.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction, Scenario
+from testbed.processes import die_with_parent, free_port
 from testbed.stack import CELERY, ROOT, Stack, wait_for
 from tests.conftest import client_for
 from tests.integration.api import create, get, wait_status
@@ -213,3 +218,81 @@ def test_shutdown_hands_scenarios_over_and_the_worker_exits(
     counts = [Scenario.objects.values_list("restarts", "failed_restarts").get(pk=s) for s in sids]
     assert counts == [(1, 0)] * len(sids)
     print(f"{how}: on runner2 after {handed_over:.2f}s, runner1 exited after {exited:.2f}s")
+
+
+def http_status(url: str, auth: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except OSError:
+        return 0, b""
+
+
+def flower_command() -> str:
+    """The shell command of docker/flower.Dockerfile's CMD."""
+    dockerfile = (ROOT / "docker" / "flower.Dockerfile").read_text()
+    cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    argv = json.loads(cmd[4:])
+    assert argv[:2] == ["sh", "-c"]
+    return str(argv[2])
+
+
+def test_flower_refuses_to_start_without_a_password(live: Stack) -> None:
+    env = {k: v for k, v in live.env.items() if k != "FLOWER_BASIC_AUTH"}
+    env["PATH"] = f"{Path(CELERY).parent}:{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["sh", "-c", flower_command()],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "set FLOWER_BASIC_AUTH" in done.stderr
+
+
+def test_flower_sees_the_runners_behind_its_password(live: Stack) -> None:
+    port = free_port()
+    auth = "ops:flower-test-password"
+    env = {
+        **live.env,
+        "FLOWER_BASIC_AUTH": auth,
+        "PATH": f"{Path(CELERY).parent}:{live.env.get('PATH', '')}",
+    }
+    # The image's own command, on a free port.
+    command = flower_command().replace("--port=5555", f"--port={port} --address=127.0.0.1")
+    log = open(live.log_dir / "flower.log", "ab")  # noqa: SIM115 - the child owns it
+    flower = subprocess.Popen(
+        ["sh", "-c", command],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_status(f"{base}/healthcheck")[0] == 200, 60, what="flower up")
+        assert http_status(f"{base}/api/workers")[0] == 401
+        assert http_status(f"{base}/api/workers", "ops:wrong")[0] == 401
+        assert http_status(f"{base}/", "ops:wrong")[0] == 401
+
+        def workers() -> dict[str, object]:
+            status, body = http_status(f"{base}/api/workers?refresh=1", auth)
+            return dict(json.loads(body)) if status == 200 else {}
+
+        seen = wait_for(
+            lambda: (w := workers()) and {node("runner1"), node("runner2")} <= set(w) and w,
+            60,
+            what="flower lists the runners",
+        )
+        assert node("orchestrator") in seen
+    finally:
+        flower.terminate()
+        flower.wait(timeout=15)
