@@ -15,7 +15,9 @@ import uuid
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from dashboard.forms import flat_errors
 from scenarios.models import Event, OutboxMessage, Prediction, Scenario, Status
@@ -175,6 +177,21 @@ def test_state_has_what_a_card_shows(user) -> None:
     assert "preview_url" not in card
     page = logged_in(user).get("/").content.decode()
     assert "line entry: in 3, out 1" in page
+
+
+def test_the_grid_costs_the_same_queries_for_one_card_or_many(user) -> None:
+    client = logged_in(user)
+    make_scenario(owner=user)
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as done:
+            assert client.get(url).status_code == 200
+        return len(done)
+
+    one = {url: queries(url) for url in ("/", "/dashboard/state/")}
+    for _ in range(15):
+        make_scenario(owner=user)
+    assert {url: queries(url) for url in one} == one
 
 
 def test_user_text_is_escaped_and_credentials_redacted(user) -> None:
