@@ -75,11 +75,15 @@ def restart_backoff(failed_restarts: int) -> float:
 
 
 def restart(scenario: Scenario, *, counts_as_failure: bool) -> None:
-    """Bump the epoch (fencing off the old runner) and queue a start for the new one."""
+    """Bump the epoch (fencing off the old runner) and queue a start for the new one.
+
+    Only a failure (a runner that went silent or crashed) counts in ``restarts`` and delays the
+    start with backoff; a hand-over by a worker that shuts down (SIGTERM, ``celery control
+    shutdown``) is neither."""
     delay = restart_backoff(scenario.failed_restarts) if counts_as_failure else 0.0
     scenario.epoch += 1
-    scenario.restarts += 1
     if counts_as_failure:
+        scenario.restarts += 1
         scenario.failed_restarts += 1
     scenario.runner = None
     scenario.fps = 0.0

@@ -267,11 +267,11 @@ def test_worker_shutdown_hands_the_scenario_to_another_runner(
     assert not runner.is_alive()
 
     s.refresh_from_db()
-    # Back to running under a new epoch, the old runner's lease released. A hand-over is
-    # counted in ``restarts`` but not in ``failed_restarts``: no backoff, no give-up.
+    # Back to running under a new epoch, the old runner's lease released. A hand-over is no
+    # restart: neither ``restarts`` nor ``failed_restarts`` grows (no backoff, no give-up).
     assert s.status == Status.ACTIVE and s.runner is None
     assert s.epoch == first_epoch + 1
-    assert (s.restarts, s.failed_restarts) == (1, 0)
+    assert (s.restarts, s.failed_restarts) == (0, 0)
     assert lease_holder_epoch(s.pk) is None
     assert OutboxMessage.objects.filter(
         scenario=s, kind=OutboxKind.START, epoch=s.epoch, dispatched_at__isnull=False
