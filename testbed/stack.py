@@ -54,6 +54,8 @@ class Stack:
             **env,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # Where each process's log stood when it was last started: "ready" counts after it.
+        self.log_from: dict[str, int] = {}
         self.commands: dict[str, list[str]] = {
             "beat": [
                 CELERY,
@@ -110,6 +112,7 @@ class Stack:
 
     def start(self, name: str) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.log_from[name] = len(self.log(name))
         self.procs[name] = subprocess.Popen(
             self.commands[name], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -140,7 +143,8 @@ class Stack:
         return next(n for n, p in self.procs.items() if p.pid == pid)
 
     def _logged(self, name: str, text: bytes) -> bool:
-        return text in self.log(name)
+        """``text`` in what the process logged since it was last started."""
+        return text in self.log(name)[self.log_from.get(name, 0) :]
 
     def log(self, name: str) -> bytes:
         path = self.log_dir / f"{name}.log"

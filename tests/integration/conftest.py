@@ -16,8 +16,8 @@ def _stack(
     logs = tmp.mktemp("stack-logs")
     with blocker.unblock():
         s = Stack(logs, video_root, **env)
-    s.start_all()
     try:
+        s.start_all()  # inside: a start that times out still stops what it started
         yield s
     finally:
         s.stop_all()
