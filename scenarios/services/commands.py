@@ -209,7 +209,9 @@ def _after_delete(scenario_id: ScenarioId) -> None:
     try:
         scenario_purge(scenario_id=scenario_id, keep_stop=True)
     except Exception:
-        logger.exception("scenario %s: purge after delete failed; the task retries", scenario_id)
+        logger.exception(
+            "scenario %s: purge after delete failed; the purge task sweeps again", scenario_id
+        )
     try:
         current_app.send_task(
             PURGE_TASK, args=(str(scenario_id),), countdown=2 * settings.MISIS_LEASE_TTL

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,6 +192,42 @@ def test_a_runner_write_that_skipped_the_fence_fails_on_the_foreign_key(user: An
         # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: checked at the commit.
         connection.check_constraints()
     assert not Prediction.objects.filter(scenario_id=pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_in_flight_lands_before_the_delete_and_goes_with_it(user: Any) -> None:
+    """A runner's publish that holds the row lock when the delete comes: the delete waits for
+    it, then removes what it wrote; the runner's next publish is refused."""
+    s = make_scenario(Status.ACTIVE, owner=user)
+    locked, release = threading.Event(), threading.Event()
+
+    def publish_slowly() -> None:
+        try:
+            with transaction.atomic():
+                runner_writes._lock_fenced(s.pk, s.epoch)
+                locked.set()
+                release.wait(10)
+                Prediction.objects.bulk_create(
+                    [Prediction(scenario_id=s.pk, epoch=s.epoch, **vars(row(i))) for i in range(5)]
+                )
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=publish_slowly)
+    runner.start()
+    assert locked.wait(10)
+    deleter = threading.Thread(target=lambda: (commands.delete_scenario(s), connection.close()))
+    deleter.start()
+    deleter.join(0.5)
+    assert deleter.is_alive()  # waiting for the publish's row lock
+    release.set()
+    runner.join(10)
+    deleter.join(10)
+    assert not deleter.is_alive()
+    assert not Prediction.objects.filter(scenario_id=s.pk).exists()
+    assert not Scenario.objects.filter(pk=s.pk).exists()
+    with pytest.raises(LeaseLost):
+        runner_writes.runner_publish(scenario_id=s.pk, epoch=s.epoch, rows=[row(9)], next_frame=10)
 
 
 def test_delete_of_a_scenario_deleted_meanwhile_is_404(api: Any, user: Any) -> None:

@@ -56,7 +56,13 @@ CONTRACT = {
 # Where JSON Schema cannot say all the server checks, and the schema says it in words: a source
 # whose scheme, host and path pass sources/, a file FFmpeg decodes under a video file name.
 # Schema-valid input may be refused there (400), naming that field and nothing else.
-UNSAID = {"POST /scenario/": {"source"}, "POST /video/": {"file"}}
+# A list cursor that the server did not sign; a name with a NUL character (PostgreSQL's text
+# cannot hold one).
+UNSAID = {
+    "POST /scenario/": {"source"},
+    "POST /video/": {"file"},
+    "GET /scenario/": {"cursor", "name"},
+}
 # And in params, what analytics_params.py checks beyond its JSON Schema (GEOMETRY_RULES): a
 # polygon crossing itself, a line of one point, a name used twice, too many zones and lines,
 # and the webhook URL's host (the checks of a source). A 400 naming ``params`` may say those
