@@ -233,28 +233,44 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the rows of the last run (pages, rates again)"
+    )
     args = parser.parse_args()
 
     print(f"load average before: {loadavg()} ({os.cpu_count()} cores)")
     # The generated days are all within the retention; the sweep drops only its own old day.
     os.environ["MISIS_RETENTION"] = f"{args.days + 2}d"
-    setup()
+    if args.reuse:
+        import django
+
+        django.setup()
+    else:
+        setup()
     logging.getLogger("scenarios.retention").setLevel(logging.WARNING)
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
     from bench.common import bench_token
     from scenarios.models import Scenario
 
-    token = bench_token()
-    from django.contrib.auth import get_user_model
-
-    owner = get_user_model().objects.get(username="bench")
-    scenarios = [
-        Scenario.objects.create(owner=owner, source="x.mp4", status="inactive")
-        for _ in range(args.scenarios)
-    ]
-    seconds = fill(args.rows, args.days, scenarios)
+    if args.reuse:
+        token = str(Token.objects.get(user__username="bench").key)
+        scenarios = list(Scenario.objects.filter(status="inactive"))
+        args.scenarios = len(scenarios)
+    else:
+        token = bench_token()
+        owner = get_user_model().objects.get(username="bench")
+        scenarios = [
+            Scenario.objects.create(owner=owner, source="x.mp4", status="inactive")
+            for _ in range(args.scenarios)
+        ]
+        seconds = fill(args.rows, args.days, scenarios)
     total, heap, index, parts = disk()
     print(f"\n# {args.rows} rows, {args.scenarios} scenarios, over {args.days} day partitions")
-    print(f"generated in {seconds:.0f} s ({args.rows / seconds:,.0f} rows/s, INSERT ... SELECT)")
+    if not args.reuse:
+        rate = args.rows / seconds
+        print(f"generated in {seconds:.0f} s ({rate:,.0f} rows/s, INSERT ... SELECT)")
     print(
         f"on disk: {total / args.rows:.0f} bytes/row (heap+toast {heap / args.rows:.0f},"
         f" indexes {index / args.rows:.0f}) in {parts} partitions, {total / 2**30:.2f} GiB"

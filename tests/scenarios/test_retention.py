@@ -282,8 +282,10 @@ def test_a_shorter_params_retention_deletes_that_scenarios_old_rows_in_batches(
     assert retention.expire_scenarios() == 0
 
 
-@pytest.mark.parametrize("value", ["forever", "7", "0h", "30m", "8d", "1.5d", " 2d", 5, None])
-def test_params_retention_is_a_duration_up_to_the_servers(api: Any, value: Any) -> None:
+@pytest.mark.parametrize(
+    "value", ["forever", "7", "0h", "59m", "030d", "1.5d", " 2d", "1000000d", 5, None, ["1d"]]
+)
+def test_params_retention_is_a_duration_of_an_hour_or_more(api: Any, value: Any) -> None:
     resp = api.post(
         "/scenario/",
         {"source": "short.mp4", "params": {"retention": value}},
@@ -294,12 +296,17 @@ def test_params_retention_is_a_duration_up_to_the_servers(api: Any, value: Any) 
     assert not Scenario.objects.exists()
 
 
-def test_params_retention_accepted(api: Any) -> None:
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("60m", timedelta(hours=1)), ("36h", timedelta(hours=36)), ("30d", timedelta(days=7))],
+)
+def test_params_retention_shortens_the_servers(api: Any, value: str, kept: timedelta) -> None:
     resp = api.post(
-        "/scenario/", {"source": "short.mp4", "params": {"retention": "36h"}}, format="json"
+        "/scenario/", {"source": "short.mp4", "params": {"retention": value}}, format="json"
     )
     assert resp.status_code == 201, resp.content
-    assert retention.scenario_retention(resp.json()["params"]) == timedelta(hours=36)
+    # Longer than MISIS_RETENTION (7d): the server's retention holds.
+    assert retention.scenario_retention(resp.json()["params"]) == kept
 
 
 # --- uniqueness across partitions -----------------------------------------------------------
