@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.publish [--calls 300] [--rounds 3]
 
 Calls ``runner_publish`` for one active scenario the way a 1-fps runner does (a heartbeat
-with one prediction row, its frontier one frame further each time), with and without the
-analytics/sampler state blob, and prints per call: wall time (p50 over calls, range over
-rounds; mostly PostgreSQL's commit), this process's CPU (the runner's side) and SQL
-statements. The blobs: a 1-fps scenario's without analytics (~60 bytes), and one with 2
-zones and 2 lines after 20 tracked frames. Light (one thread, a few seconds of CPU); uses its
-own database, misis_bench_publish, so that it can run beside a bench that holds misis_bench.
+with one prediction row, its frontier one frame further each time, the connection handed back
+to the pool after each), beside the publish as it was before (lock the row, insert, save the
+row), with and without the analytics/sampler state blob, and prints per call: this process's
+CPU (the runner's side), wall time (p50 over calls, range over rounds; mostly PostgreSQL's
+commit) and SQL statements. The blobs: a 1-fps scenario's without analytics (~60 bytes),
+and one with 2 zones and 2 lines after 20 tracked frames. Light (one thread, a few seconds of
+CPU); uses its own database, misis_bench_publish, so it can run beside one on misis_bench.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import time
 from typing import Any
 
 import numpy as np
+from django.db import transaction
+from django.utils import timezone
 
 DATABASE = "misis_bench_publish"
 
@@ -35,8 +38,7 @@ def main() -> None:
 
     fresh_database(DATABASE)
     from django.contrib.auth import get_user_model
-    from django.db import connection
-    from django.utils import timezone
+    from django.db import close_old_connections, connection
 
     from runner.analytics_stage import AnalyticsStage
     from scenarios.models import Scenario, Status
@@ -74,10 +76,12 @@ def main() -> None:
             )
         return stage.dump(20.0)
 
-    variants = {"no blob": None, "1-fps blob": blob({}), "zones blob": blob(shapes)}
+    blobs = {"no blob": None, "1-fps blob": blob({}), "zones blob": blob(shapes)}
+    writers = {"UPDATE RETURNING": runner_publish, "lock + save": lock_and_save}
     print(
-        f"# runner_publish, {args.calls} calls a round, {args.rounds} rounds; blob sizes: "
-        + ", ".join(f"{k} {len(v)} B" for k, v in variants.items() if v is not None)
+        f"# a publish of one row, {args.calls} calls a round, {args.rounds} rounds; "
+        "'lock + save' is the publish before it became one UPDATE (kept in this bench); "
+        "blob sizes: " + ", ".join(f"{k} {len(v)} B" for k, v in blobs.items() if v is not None)
     )
 
     statements = 0
@@ -87,11 +91,13 @@ def main() -> None:
         statements += 1
         return execute(sql, params, many, context)
 
-    results: dict[str, list[float]] = {k: [] for k in variants}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
-    per_call: dict[str, float] = {}
+    variants = [(w, b) for b in blobs for w in writers]
+    results: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+    cpu: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+    per_call: dict[tuple[str, str], float] = {}
     for _ in range(args.rounds):
-        for name, state in variants.items():
+        for writer, blob_name in variants:
+            publish, state = writers[writer], blobs[blob_name]
             s = Scenario.objects.create(owner=user, source="x.mp4", status=Status.ACTIVE)
             times = []
             statements = 0
@@ -108,7 +114,7 @@ def main() -> None:
                         boxes=[],
                     )
                     t0 = time.perf_counter()
-                    runner_publish(
+                    publish(
                         scenario_id=s.pk,
                         epoch=1,
                         rows=[row],
@@ -117,16 +123,61 @@ def main() -> None:
                         analytics_state=state,
                         counts={} if state else None,
                     )
+                    close_old_connections()  # as the runner does: back to the pool
                     times.append(time.perf_counter() - t0)
-            cpu[name].append(1000 * (time.process_time() - cpu0) / args.calls)
-            results[name].append(1000 * statistics.median(times))
-            per_call[name] = statements / args.calls
-    for name, medians in results.items():
+            cpu[writer, blob_name].append(1000 * (time.process_time() - cpu0) / args.calls)
+            results[writer, blob_name].append(1000 * statistics.median(times))
+            per_call[writer, blob_name] = statements / args.calls
+    for (writer, blob_name), medians in results.items():
+        c = cpu[writer, blob_name]
         print(
-            f"{name:>10}: {min(medians):.2f} - {max(medians):.2f} ms a call (p50), "
-            f"this process's CPU {min(cpu[name]):.2f} - {max(cpu[name]):.2f} ms a call, "
-            f"{per_call[name]:.0f} SQL statements a call (+ COMMIT)"
+            f"{writer:>16}, {blob_name:>10}: CPU {min(c):.2f} - {max(c):.2f} ms a call, "
+            f"wall p50 {min(medians):.1f} - {max(medians):.1f} ms, "
+            f"{per_call[writer, blob_name]:.0f} SQL statements (+ COMMIT)"
         )
+
+
+@transaction.atomic
+def lock_and_save(
+    *,
+    scenario_id: Any,
+    epoch: int,
+    rows: list[Any],
+    next_frame: int,
+    fps: float,
+    analytics_state: bytes | None,
+    counts: dict[str, Any] | None,
+) -> str:
+    """The publish as it was: lock the row (fence), insert, change the row and save it all."""
+    from misis.lease import LeaseLost
+    from scenarios.models import PREDICTION_FIELDS, Prediction, Scenario
+    from scenarios.services.transitions import next_deadline
+
+    scenario = Scenario.objects.select_for_update().filter(pk=scenario_id, epoch=epoch).first()
+    if scenario is None:
+        raise LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
+    created = Prediction.objects.bulk_create(
+        [
+            Prediction(
+                scenario_id=scenario.pk,
+                epoch=epoch,
+                **{name: getattr(r, name) for name in PREDICTION_FIELDS},
+            )
+            for r in rows
+        ]
+    )
+    scenario.frames_processed += len(created)
+    scenario.failed_restarts = 0
+    if analytics_state is not None and next_frame >= scenario.next_frame:
+        scenario.analytics_state = analytics_state
+        if counts is not None:
+            scenario.counts = counts
+    scenario.next_frame = max(scenario.next_frame, next_frame)
+    scenario.fps = round(fps, 2)
+    scenario.heartbeat_at = timezone.now()
+    scenario.deadline_at = next_deadline()
+    scenario.save()
+    return str(scenario.status)
 
 
 if __name__ == "__main__":

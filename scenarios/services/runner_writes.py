@@ -118,9 +118,10 @@ class PredictionRow:
 
 # The publish's one write to the scenario row. A statement written out rather than compiled by
 # the ORM each time: QuerySet.update() cannot return the status, and compiling this UPDATE
-# from F()/Greatest/Case expressions cost ~1.7 ms of CPU a publish, about as much as the
-# rest of the transaction (bench/publish.py). Counters grow in the database, never from a
-# value read before; one more counter is one more ``col = col + %(col)s`` line here.
+# from F()/Greatest/Case expressions cost ~1.7 ms of CPU a publish, about as much as the rest
+# of the transaction (measured once while choosing; bench/publish.py measures the whole).
+# Counters grow in the database, never from a value read before; one more counter is one
+# more ``col = col + %(col)s`` line here.
 _PUBLISH_SQL = """
 UPDATE scenarios_scenario SET
     heartbeat_at = %(now)s,
