@@ -162,7 +162,8 @@ CMDS[orchestrator]="$VENV/bin/celery -A misis worker -l INFO -Q orchestrator -n 
 # Runners allocate with jemalloc (Debian's libjemalloc2): glibc's per-thread heaps keep what a
 # stopped scenario's threads freed, and runner RSS creeps up as scenarios come and go (README,
 # "Cameras on a CPU node"). Without the library: glibc with two heaps, which halves the creep.
-JEMALLOC=$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2 2>/dev/null | head -1)
+JEMALLOC=""
+for lib in /usr/lib/*-linux-gnu/libjemalloc.so.2; do [ -e "$lib" ] && JEMALLOC=$lib && break; done
 if [ -n "$JEMALLOC" ]; then
   RUNNER_ENV="env LD_PRELOAD=$JEMALLOC"
 else
