@@ -171,10 +171,19 @@ declare -A CMDS PIDS
 CMDS[api]="$VENV/bin/gunicorn misis.wsgi -c python:misis.gunicorn_conf -b 127.0.0.1:$PORT -w ${MISIS_API_WORKERS:-2} -k gthread --threads 8"
 CMDS[beat]="$VENV/bin/celery -A misis beat -l INFO -s $RUN_DIR/celerybeat-schedule"
 CMDS[orchestrator]="$VENV/bin/celery -A misis worker -l INFO -Q orchestrator -n orchestrator@%h -P threads -c 4"
-# MALLOC_ARENA_MAX=2: glibc's per-thread heaps (8 x cores of them) keep what a stopped
-# scenario's threads freed; two heaps hold runner RSS flat (README, "Cameras on a CPU node").
+# Runners allocate with jemalloc (Debian's libjemalloc2): glibc's per-thread heaps keep what a
+# stopped scenario's threads freed, and runner RSS creeps up as scenarios come and go (README,
+# "Cameras on a CPU node"). Without the library: glibc with two heaps, which halves the creep.
+JEMALLOC=""
+for lib in /usr/lib/*-linux-gnu/libjemalloc.so.2; do [ -e "$lib" ] && JEMALLOC=$lib && break; done
+if [ -n "$JEMALLOC" ]; then
+  RUNNER_ENV="env LD_PRELOAD=$JEMALLOC"
+else
+  RUNNER_ENV="env MALLOC_ARENA_MAX=2"
+  log "libjemalloc2 is not installed: runners use glibc malloc with MALLOC_ARENA_MAX=2 (apt-get install libjemalloc2)"
+fi
 for i in $(seq 1 "$RUNNERS"); do
-  CMDS[runner$i]="env MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} $VENV/bin/celery -A misis worker -l INFO -Q runner -n runner$i@%h -P threads -c ${MISIS_RUNNER_CONCURRENCY:-64} --prefetch-multiplier 1"
+  CMDS[runner$i]="$RUNNER_ENV $VENV/bin/celery -A misis worker -l INFO -Q runner -n runner$i@%h -P threads -c ${MISIS_RUNNER_CONCURRENCY:-64} --prefetch-multiplier 1"
 done
 CMDS[inference]="$VENV/bin/celery -A misis worker -l INFO -Q inference -n inference@%h -P solo"
 

@@ -9,6 +9,10 @@ RSS is sampled every 10 s; each minute prints a line. At the end: the RSS slope 
 (least squares over the samples after ``--warmup`` minutes), RSS at the end of the warm-up and
 at the end, and analysed frames a second per camera. Run under the allocator to measure, e.g.
 ``MALLOC_ARENA_MAX=2`` or ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2``.
+
+``--open-close N`` instead: one camera at a time, opened, run for a second and closed, N times
+in a row; RSS every 5 (what scenarios that come and go leave behind, without the noise of
+the others).
 """
 
 from __future__ import annotations
@@ -38,6 +42,34 @@ def slope_per_hour(samples: list[tuple[float, float]]) -> float:
     return cov / var * 3600 if var else 0.0
 
 
+def allocator() -> str:
+    if os.environ.get("LD_PRELOAD"):
+        return os.environ["LD_PRELOAD"]
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return f"MALLOC_ARENA_MAX={os.environ['MALLOC_ARENA_MAX']}"
+    return "glibc"
+
+
+def open_close(times: int, width: int, height: int, target_fps: float) -> None:
+    me = psutil.Process()
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "camera.mp4"
+        write_camera_file(clip, width, height, seconds=4)
+        server = RtspServer(clip, Path(tmp) / "rtsp.log")
+        server.start()
+        rows = []
+        try:
+            for i in range(times + 1):
+                camera = open_cameras(1, server.url("file"), target_fps, Mode())[0]
+                time.sleep(1.0)
+                camera.close()
+                if i % 5 == 0:
+                    rows.append(f"{i}: {rss_mb(me):.0f}")
+        finally:
+            server.kill()
+    print(f"open-close {allocator()}, RSS MB after N cameras: " + ", ".join(rows), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cameras", type=int, default=20)
@@ -47,14 +79,13 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=2)
     parser.add_argument("--churn-every", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=2.0, help="minutes left out of the slope")
+    parser.add_argument("--open-close", type=int, default=0)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
+    if args.open_close:
+        open_close(args.open_close, width, height, args.target_fps)
+        return
     me = psutil.Process()
-    allocator = os.environ.get("LD_PRELOAD") or (
-        f"MALLOC_ARENA_MAX={os.environ['MALLOC_ARENA_MAX']}"
-        if "MALLOC_ARENA_MAX" in os.environ
-        else "glibc"
-    )
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "camera.mp4"
         write_camera_file(clip, width, height)
@@ -65,7 +96,7 @@ def main() -> None:
         print(
             f"soak: {args.cameras} cameras {width}x{height} at target_fps {args.target_fps:g},"
             f" churn {args.churn} every {args.churn_every:g} s, {args.minutes:g} min,"
-            f" allocator {allocator}; RSS before cameras {base:.0f} MB; load {os.getloadavg()}",
+            f" allocator {allocator()}; RSS before cameras {base:.0f} MB; load {os.getloadavg()}",
             flush=True,
         )
         cameras = open_cameras(args.cameras, url, args.target_fps, Mode())

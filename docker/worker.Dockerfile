@@ -27,15 +27,18 @@ ENV PYTHONUNBUFFERED=1 \
     DJANGO_SETTINGS_MODULE=misis.settings.production \
     MISIS_VIDEO_ROOT=/data/videos \
     MISIS_WORKER_NAME=runner \
-    MISIS_RUNNER_CONCURRENCY=64 \
-    MALLOC_ARENA_MAX=2
+    MISIS_RUNNER_CONCURRENCY=64
 # libglib2.0-0: OpenCV (headless) loads GLib's thread helpers on some builds; no libGL needed.
+# libjemalloc2: the allocator of these workers (LD_PRELOAD below): glibc's per-thread heaps keep
+# what stopped scenarios freed (README, "Cameras on a CPU node"); linked to one path for any arch.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libglib2.0-0 \
+    && apt-get install -y --no-install-recommends libglib2.0-0 libjemalloc2 \
     && rm -rf /var/lib/apt/lists/* \
+    && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2 \
     && groupadd --system --gid 10001 misis \
     && useradd --system --uid 10001 --gid misis --create-home --home-dir /home/misis \
        --shell /usr/sbin/nologin misis
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY . /app

@@ -163,11 +163,21 @@ class Picture:
 
     __slots__ = ("_bgr", "_frame", "height", "width")
 
-    def __init__(self, frame: av.VideoFrame) -> None:
+    def __init__(self, frame: av.VideoFrame | None, bgr: np.ndarray | None = None) -> None:
         self._frame = frame
-        self._bgr: np.ndarray | None = None
-        self.width: int = frame.width
-        self.height: int = frame.height
+        self._bgr = bgr
+        if frame is not None:
+            self.width: int = frame.width
+            self.height: int = frame.height
+        elif bgr is not None:
+            self.height, self.width = bgr.shape[:2]
+        else:
+            raise ValueError("a picture needs a decoded frame or a BGR image")
+
+    @classmethod
+    def from_bgr(cls, image: np.ndarray) -> Picture:
+        """A picture that is a BGR image already (tests, benches, images not from a decoder)."""
+        return cls(None, image)
 
     @classmethod
     def of_bgr(cls, image: np.ndarray) -> Picture:
@@ -183,6 +193,7 @@ class Picture:
     def bgr(self) -> np.ndarray:
         """The frame as a BGR array (height x width x 3), converted on the first call."""
         if self._bgr is None:
+            assert self._frame is not None
             self._bgr = to_bgr(self._frame)
             _count_conversion()
         return self._bgr
@@ -196,12 +207,12 @@ class Picture:
         (``yuvj*``). Other formats are converted to BGR first.
         """
         frame = self._frame
-        name = frame.format.name
-        if name not in _LUMA_FIRST:
+        if frame is None or frame.format.name not in _LUMA_FIRST:
             return cv2.cvtColor(self.bgr(), cv2.COLOR_BGR2GRAY)
         plane = frame.planes[0]
         rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
         luma = rows[: frame.height, : frame.width]
+        name = frame.format.name
         if name.startswith("yuvj") or name == "gray":
             return luma.copy()  # the plane's memory belongs to FFmpeg's frame
         stretched: np.ndarray = cv2.LUT(luma, _VIDEO_TO_FULL_RANGE)

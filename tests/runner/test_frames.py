@@ -117,3 +117,13 @@ def test_decoder_threads_follow_the_setting(
         assert len(read_all(source)) == 40
     finally:
         source.close()
+
+
+def test_a_picture_made_from_a_bgr_image_is_that_image() -> None:
+    image = np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    before = decoder.conversions()
+    picture = decoder.Picture.from_bgr(image)
+    assert picture.bgr() is image and picture.converted
+    assert (picture.width, picture.height) == (64, 48)
+    assert (picture.gray() == cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)).all()
+    assert decoder.conversions() == before
