@@ -38,7 +38,7 @@ def stop(scenario_id: object) -> str:
 # Every key above that belongs to one scenario. Deleting a scenario removes exactly these
 # (scenarios/services/commands.py); a new per-scenario key is added here too, and
 # tests/scenarios/test_list_delete.py fails until it is.
-SCENARIO_KEY_FUNCTIONS = (lease, preview, stop)
+SCENARIO_KEY_FUNCTIONS = (lease, preview, preview_watched, stop)
 
 
 def scenario_keys(scenario_id: object) -> list[str]:

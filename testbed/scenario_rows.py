@@ -25,7 +25,7 @@ RARE = (
 _INSERT = """
 INSERT INTO scenarios_scenario
     (id, owner_id, name, source, params, status, created_at, updated_at, epoch,
-     frames_processed, frames_dropped, next_frame, fps, restarts, failed_restarts, reconnects,
+     frames_processed, frames_dropped, frames_skipped, next_frame, fps, restarts, failed_restarts, reconnects,
      counts, events_total)
 SELECT gen_random_uuid(),
        (%(owners)s::bigint[])[1 + g %% cardinality(%(owners)s::bigint[])],
@@ -33,7 +33,7 @@ SELECT gen_random_uuid(),
        'short.mp4', '{}'::jsonb,
        coalesce((%(rare)s::text[])[1 + g %% 100], %(common)s),
        %(start)s + g * interval '1 second', %(start)s + g * interval '1 second',
-       1, 0, 0, 0, 0, 0, 0, 0, '{}'::jsonb, 0
+       1, 0, 0, 0, 0, 0, 0, 0, 0, '{}'::jsonb, 0
 FROM generate_series(0, %(count)s - 1) AS g
 """
 

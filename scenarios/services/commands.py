@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 from django_fsm import can_proceed
 
 from misis import keys
@@ -192,6 +193,10 @@ def delete_scenario(scenario: Scenario) -> None:
         # Set even for a stopped scenario: a runner that has not left yet still sees it. Short
         # lived: the runner checks it every 50 ms, and a deleted scenario leaves no key behind.
         signal_stop(pk, epoch, ttl=settings.MISIS_LEASE_TTL)
+        # A write to the scenarios table before the partitioned tables, in the order a publish
+        # and a partition's DDL take them (scenarios/retention.py): the collector deletes the
+        # predictions first, and a partition created or dropped in between would deadlock.
+        Scenario.objects.filter(pk=pk).update(updated_at=timezone.now())
         # Django's collector: one DELETE per related table by scenario_id (no signals, so each
         # is a "fast delete", not row by row), then the scenario row.
         _, deleted = Scenario.objects.filter(pk=pk).delete()

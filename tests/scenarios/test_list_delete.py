@@ -26,7 +26,7 @@ from misis.redis_client import get_redis
 from scenarios import selectors, webhooks
 from scenarios.control import stop_requested
 from scenarios.models import Event, OutboxMessage, Prediction, Scenario, Status
-from scenarios.preview import PreviewWriter
+from scenarios.preview import PreviewWriter, mark_watched
 from scenarios.services import commands, runner_writes
 from scenarios.snapshots import snapshot_dir, snapshot_name
 from scenarios.tasks import purge_scenario
@@ -145,6 +145,7 @@ def test_delete_while_running_fences_the_runner_out(api: Any, user: Any, on_comm
     lease = Lease.acquire(s.pk, s.epoch)
     assert lease is not None
     runner_writes.runner_publish(scenario_id=s.pk, epoch=s.epoch, rows=[row(0)], next_frame=1)
+    mark_watched(s.pk)  # someone watches: the runner encodes previews
     preview = PreviewWriter(str(s.pk))
     image = np.zeros((48, 64, 3), dtype=np.uint8)
     preview.offer(image, [])
