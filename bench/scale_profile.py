@@ -48,7 +48,13 @@ class Recording:
         )
 
     def report(self, top: int = 14) -> None:
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # py-spy itself starved on a loaded machine
+            self.proc.kill()
+            self.proc.wait()
+            print("       profile: py-spy did not finish within a minute; none this step")
+            return
         if not self.out.exists():
             print(f"       profile: py-spy wrote nothing (exit {self.proc.returncode})")
             return
@@ -78,7 +84,11 @@ class Recording:
 
 
 # Every thread starts in these: present in (nearly) every sample, they say nothing.
-_ENTRY = {"threading._bootstrap", "threading._bootstrap_inner", "threading.run"}
+_ENTRY = {
+    "threading.Thread._bootstrap",
+    "threading.Thread._bootstrap_inner",
+    "threading.Thread.run",
+}
 
 
 def _name(frame: str) -> str:
