@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -91,10 +92,12 @@ def require_cuda(device: str) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise SystemExit(
+        print(
             f"--device {device}: no CUDA GPU on this machine (torch.cuda.is_available() is "
-            "False). Run the GPU benches on a node with an NVIDIA GPU and its driver."
+            "False). Run the GPU benches on a node with an NVIDIA GPU and its driver.",
+            file=sys.stderr,
         )
+        raise SystemExit(2)
 
 
 def run_scenarios(token: str, count: int, frames: int) -> tuple[float, list[dict[str, Any]]]:
