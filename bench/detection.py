@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -91,10 +92,12 @@ def require_cuda(device: str) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise SystemExit(
+        print(
             f"--device {device}: no CUDA GPU on this machine (torch.cuda.is_available() is "
-            "False). Run the GPU benches on a node with an NVIDIA GPU and its driver."
+            "False). Run the GPU benches on a node with an NVIDIA GPU and its driver.",
+            file=sys.stderr,
         )
+        raise SystemExit(2)
 
 
 def run_scenarios(token: str, count: int, frames: int) -> tuple[float, list[dict[str, Any]]]:
@@ -157,6 +160,7 @@ def main() -> None:
     parser.add_argument("--batches", default="", help="default 1,4 on a CPU, 1,8,16,32,64 on GPU")
     parser.add_argument("--runtime", default="auto", help="what the pipeline's worker runs")
     parser.add_argument("--seconds", type=float, default=6.0, help="per direct measurement")
+    parser.add_argument("--max-batch", type=int, default=0, help="the worker's; 0: best measured")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     args = parser.parse_args()
     require_cuda(args.device)
@@ -195,6 +199,10 @@ def main() -> None:
         for runtime in runtimes
     }
     before = {r: direct(m, frames, batches, args.seconds) for r, m in models.items()}
+    # The worker batches up to the size its runtime did best at just now (on a 2-core CPU
+    # OpenVINO is slower per frame at 4 than at 1), unless --max-batch says otherwise.
+    measured = before.get(pipeline_runtime)
+    max_batch = args.max_batch or (max(measured, key=measured.__getitem__) if measured else 4)
 
     token = bench_token()
     stack = Stack(
@@ -205,7 +213,7 @@ def main() -> None:
         MISIS_RUNTIME=pipeline_runtime,
         MISIS_DEVICE=args.device,
         MISIS_INFERENCE_THREADS=str(args.threads),
-        MISIS_MAX_BATCH=str(max(batches)),
+        MISIS_MAX_BATCH=str(max_batch),
     )
     stack.start_all()
     try:
@@ -233,6 +241,7 @@ def main() -> None:
                 f"(a) {runtime:9s} direct, batch {batch:2d}: {a[runtime][batch]:7.2f} frames/s "
                 f"(before {before[runtime][batch]:.2f}, after {after[runtime][batch]:.2f})"
             )
+    print(f"pipeline worker: {pipeline_runtime}, MISIS_MAX_BATCH={max_batch}")
     print(
         f"(b) one scenario, whole system ({pipeline_runtime}):   {b:7.2f} frames/s "
         f"(model p50 {statistics.median(r['inference_ms'] for r in one):.0f} ms a call)"
