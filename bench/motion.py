@@ -84,7 +84,7 @@ def gate_cost(size: tuple[int, int], rounds: int, frames: int = 200) -> list[flo
         now = datetime.now(UTC)
         t0 = time.perf_counter()
         for i in range(frames):
-            gate.decide(Frame(i, i / 25, now, Picture.of_bgr(images[i % len(images)])))
+            gate.decide(Frame(i, i / 25, now, Picture.from_bgr(images[i % len(images)])))
         out.append((time.perf_counter() - t0) / frames * 1000)
     return out
 

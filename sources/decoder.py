@@ -179,13 +179,6 @@ class Picture:
         """A picture that is a BGR image already (tests, benches, images not from a decoder)."""
         return cls(None, image)
 
-    @classmethod
-    def of_bgr(cls, image: np.ndarray) -> Picture:
-        """A picture made from a BGR array (samples, tests and benches), counted as converted."""
-        picture = cls(av.VideoFrame.from_ndarray(image, format="bgr24"))
-        picture._bgr = image
-        return picture
-
     @property
     def converted(self) -> bool:
         return self._bgr is not None

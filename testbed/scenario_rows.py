@@ -25,8 +25,8 @@ RARE = (
 _INSERT = """
 INSERT INTO scenarios_scenario
     (id, owner_id, name, source, params, status, created_at, updated_at, epoch,
-     frames_processed, frames_dropped, frames_skipped, next_frame, fps, restarts, failed_restarts, reconnects,
-     counts, events_total)
+     frames_processed, frames_dropped, frames_skipped, next_frame, fps, restarts,
+     failed_restarts, reconnects, counts, events_total)
 SELECT gen_random_uuid(),
        (%(owners)s::bigint[])[1 + g %% cardinality(%(owners)s::bigint[])],
        'camera ' || g || CASE WHEN g %% %(door_every)s = 0 THEN ' door' ELSE ' yard' END,

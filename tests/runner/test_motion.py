@@ -57,7 +57,7 @@ class Camera:
         grain = self.rng.normal(0.0, self.noise, image.shape).astype(np.float32)
         pixels = np.clip(image + grain, 0, 255).astype(np.uint8)
         pts = self.index / FPS if pts is None else pts
-        frame = Frame(self.index, pts, datetime.now(UTC), Picture.of_bgr(pixels))
+        frame = Frame(self.index, pts, datetime.now(UTC), Picture.from_bgr(pixels))
         self.index += 1
         return frame
 
