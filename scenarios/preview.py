@@ -107,7 +107,7 @@ class PreviewWriter:
                 overlay(drawn)
             ok, jpeg = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 80])
             if ok:
-                get_redis().eval(
+                stored = get_redis().eval(
                     _SET_WHILE_LEASED,
                     2,
                     keys.lease(self.scenario_id),
@@ -115,7 +115,7 @@ class PreviewWriter:
                     jpeg.tobytes(),
                     TTL,
                 )
-                self.encoded += 1
+                self.encoded += bool(stored)
         except Exception:
             logger.warning("scenario %s: preview frame not stored", self.scenario_id, exc_info=True)
 

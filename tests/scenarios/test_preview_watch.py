@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
 from misis import keys
+from misis.lease import Lease
 from misis.redis_client import get_redis
 from scenarios import preview
 from scenarios.models import Scenario
@@ -23,8 +25,13 @@ BOXES = [
 
 
 @pytest.fixture
-def scenario(user: object) -> Scenario:
-    return make_scenario(owner=user)
+def scenario(user: object) -> Iterator[Scenario]:
+    """A scenario whose runner holds the lease: a preview is stored only under one."""
+    s = make_scenario(owner=user)
+    lease = Lease.acquire(s.pk, s.epoch)
+    assert lease is not None
+    yield s
+    lease.release()
 
 
 def image() -> np.ndarray:
