@@ -16,8 +16,6 @@ is escaped by the templates, and an injected tag could not run a script anyway.
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,12 +33,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard.forms import FIELDS, create_body, flat_errors
 from dashboard.selectors import dashboard_scenarios, scenario_card, source_choices
 from misis.exceptions import ApiError
-from misis.throttling import client_address, login_attempt_wait
+from misis.throttling import login_throttled
 from scenarios import selectors
 from scenarios.serializers import ScenarioCreateSerializer
 from scenarios.services import commands
-
-logger = logging.getLogger(__name__)
 
 # How often dashboard.js polls the cards' state and reloads running scenarios' frames, ms.
 STATE_REFRESH_MS = 1000
@@ -74,17 +70,7 @@ class DashboardLoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        wait = login_attempt_wait(request)
-        if wait is not None:
-            logger.warning("dashboard login throttled for %s", client_address(request))
-            response = HttpResponse(
-                "Too many login attempts; try again later.\n",
-                status=429,
-                content_type="text/plain; charset=utf-8",
-            )
-            response["Retry-After"] = str(max(1, math.ceil(wait)))
-            return response
-        return super().post(request, *args, **kwargs)
+        return login_throttled(request, "dashboard") or super().post(request, *args, **kwargs)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         return _page(super().dispatch(request, *args, **kwargs))

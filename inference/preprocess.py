@@ -45,25 +45,9 @@ def letterbox(image: np.ndarray, imgsz: int) -> tuple[np.ndarray, Letterbox | No
     Frames already no larger than that travel untouched (no copy); then the transform is None.
     """
     h, w = image.shape[:2]
-    scale = imgsz / max(h, w)
-    if scale >= 1.0:
+    if imgsz / max(h, w) >= 1.0:
         return image, None
-    new_w, new_h = round(w * scale), round(h * scale)
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    out_w = -(-new_w // STRIDE) * STRIDE
-    out_h = -(-new_h // STRIDE) * STRIDE
-    pad_x, pad_y = (out_w - new_w) // 2, (out_h - new_h) // 2
-    if (out_w, out_h) != (new_w, new_h):
-        resized = cv2.copyMakeBorder(
-            resized,
-            pad_y,
-            out_h - new_h - pad_y,
-            pad_x,
-            out_w - new_w - pad_x,
-            cv2.BORDER_CONSTANT,
-            value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
-        )
-    return resized, Letterbox(scale=scale, pad_x=pad_x, pad_y=pad_y, width=w, height=h)
+    return model_input(image, imgsz)
 
 
 def model_input(

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import math
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
-from misis.throttling import client_address, login_attempt_wait
-
-logger = logging.getLogger(__name__)
+from misis.throttling import login_throttled
 
 
 class MisisAdminSite(admin.AdminSite):
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        if request.method == "POST":
-            wait = login_attempt_wait(request)
-            if wait is not None:
-                logger.warning("admin login throttled for %s", client_address(request))
-                response = HttpResponse(
-                    "Too many login attempts; try again later.\n",
-                    status=429,
-                    content_type="text/plain; charset=utf-8",
-                )
-                response["Retry-After"] = str(max(1, math.ceil(wait)))
-                return response
-        return super().login(request, extra_context)
+        refused = login_throttled(request, "admin") if request.method == "POST" else None
+        return refused or super().login(request, extra_context)

@@ -13,17 +13,21 @@ X-Forwarded-For. With N = 0 (the default) X-Forwarded-For is ignored: anyone may
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import time
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from misis import keys
 from misis.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
 
 
 def client_address(request: HttpRequest | Request) -> str:
@@ -120,3 +124,19 @@ def login_attempt_wait(request: HttpRequest) -> float | None:
     ]
     refused = [w for w in waits if w is not None]
     return max(refused) if refused else None
+
+
+def login_throttled(request: HttpRequest, form: str) -> HttpResponse | None:
+    """Count a login attempt on ``form`` (the admin's, the dashboard's); a 429 with
+    ``Retry-After`` when it is one too many, else None."""
+    wait = login_attempt_wait(request)
+    if wait is None:
+        return None
+    logger.warning("%s login throttled for %s", form, client_address(request))
+    response = HttpResponse(
+        "Too many login attempts; try again later.\n",
+        status=429,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response

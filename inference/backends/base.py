@@ -6,12 +6,15 @@ gathered from all scenarios (see ``inference.batcher``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
 
 from scenarios.params import DEFAULT_CLASSES, DEFAULT_CONFIDENCE, DEFAULT_IMGSZ
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +52,19 @@ class Backend(Protocol):
         Returns one list of boxes per frame, in source-frame pixel coordinates, in input order.
         """
         ...
+
+
+def warn_unknown_labels(
+    classes: frozenset[str], labels: dict[int, str], warned: set[str], model: object
+) -> None:
+    """Log once per label a requested class the model does not have (it never matches);
+    ``warned`` is the backend's own set of labels already logged, updated here."""
+    unknown = classes - set(labels.values()) - warned
+    if unknown:
+        warned |= unknown
+        logger.warning(
+            "labels %s are not in model %s (labels: %s): they never match",
+            sorted(unknown),
+            model,
+            sorted(labels.values()),
+        )

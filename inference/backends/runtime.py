@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.backends.base import Box, DetectOptions
+from inference.backends.base import Box, DetectOptions, warn_unknown_labels
 from inference.export import export
 from inference.postprocess import detections
 from inference.preprocess import Letterbox, model_input, to_tensor
@@ -79,7 +79,7 @@ class RuntimeBackend:
         if len(frames) != len(options):
             raise ValueError(f"{len(frames)} frames but {len(options)} options")
         for classes in {opts.classes for opts in options if opts.classes is not None}:
-            self._warn_unknown(classes)
+            warn_unknown_labels(classes, self.labels, self._warned_labels, self.model)
         batch, height, width = self._session.input_shape
         fixed = (height, width) if height is not None and width is not None else None
         prepared = [model_input(f, o.imgsz, fixed) for f, o in zip(frames, options, strict=True)]
@@ -106,14 +106,3 @@ class RuntimeBackend:
                 continue
             boxes.append(Box(label, class_id, conf, x1, y1, x2, y2))
         return boxes
-
-    def _warn_unknown(self, classes: frozenset[str]) -> None:
-        unknown = classes - set(self.labels.values()) - self._warned_labels
-        if unknown:
-            self._warned_labels |= unknown
-            logger.warning(
-                "labels %s are not in model %s (labels: %s): they never match",
-                sorted(unknown),
-                self.model,
-                sorted(self.labels.values()),
-            )

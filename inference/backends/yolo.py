@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.backends.base import Box, DetectOptions
+from inference.backends.base import Box, DetectOptions, warn_unknown_labels
 from scenarios.params import DEFAULT_CONFIDENCE, DEFAULT_IMGSZ
 
 # Never reach the network (no hub downloads, no analytics, no pip auto-installs) unless the
@@ -135,7 +135,7 @@ class YoloBackend:
             # Something (e.g. a rebuilt ultralytics predictor) reset it: put ours back.
             self._torch.set_num_threads(self.threads)
         for classes in {opts.classes for opts in options if opts.classes is not None}:
-            self._warn_unknown(classes)
+            warn_unknown_labels(classes, self.labels, self._warned_labels, self.model)
         # One ultralytics call (one batch) per input size; confidence and labels are per frame.
         groups: dict[int, list[int]] = {}
         for index, opts in enumerate(options):
@@ -165,14 +165,3 @@ class YoloBackend:
                 continue
             boxes.append(Box(label, class_id, float(confidence), x1, y1, x2, y2))
         return boxes
-
-    def _warn_unknown(self, classes: frozenset[str]) -> None:
-        unknown = classes - set(self.labels.values()) - self._warned_labels
-        if unknown:
-            self._warned_labels |= unknown
-            logger.warning(
-                "labels %s are not in model %s (labels: %s): they never match",
-                sorted(unknown),
-                self.model,
-                sorted(self.labels.values()),
-            )
