@@ -18,7 +18,9 @@ MISIS_MODEL_CACHE: str = env(
 )
 # torch threads of the inference worker; 0 means one per core.
 MISIS_INFERENCE_THREADS: int = env.int("MISIS_INFERENCE_THREADS", default=0)
-MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=4)
+# Frames in one detector call. On a CPU the bare runtimes are faster per frame at batch 1 than
+# at 4 (bench/detection.py), so 1 there; a GPU gains from batches.
+MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=1 if MISIS_DEVICE == "cpu" else 8)
 MISIS_MAX_WAIT_MS: float = env.float("MISIS_MAX_WAIT_MS", default=5.0)
 # Frames a file scenario keeps at the inference workers (live sources always keep one).
 MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=2)
