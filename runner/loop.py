@@ -125,6 +125,7 @@ class ScenarioRunner:
         if self.analytics.sampler_next_pts is not None:
             self.sampler.next_pts = self.analytics.sampler_next_pts  # where the last run left it
         self.events: list[EventRow] = []
+        self.next_unseen = claim.next_frame  # one past the last frame the loop took
         self.gate: MotionGate | None = None  # once the source is open (is it live?)
         self.stop_flag = stop_flag  # set by the process's poller (runner/stop_flags.py)
 
@@ -230,9 +231,12 @@ class ScenarioRunner:
             return None
         idle = not self.client.in_flight and not self.rows
         try:
-            return feed.next_frame(timeout=0.05 if idle else 0.0)
+            frame = feed.next_frame(timeout=0.05 if idle else 0.0)
         except SourceError as exc:
             self.fail(exc)
+        if frame is not None:
+            self.next_unseen = frame.index + 1
+        return frame
 
     def _sample(self, frame: Frame, sampler_before: float | None) -> None:
         """A sampled frame goes to the detector unless the motion gate finds nothing new in it;
@@ -301,7 +305,9 @@ class ScenarioRunner:
         """Frames below this index are published or skipped: a restart resumes here."""
         if self.client.in_flight:
             return int(self.client.in_flight[0][1].index)
-        return self.source.next_index
+        # Not the source's own count: a live feed's reader thread reads ahead of the loop, and
+        # the frame it holds for the loop may still be analysed and published.
+        return self.next_unseen
 
     # --- publishing -----------------------------------------------------------------------
     def publish(self, frontier: int | None = None) -> None:

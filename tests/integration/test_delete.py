@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from misis import keys
 from misis.redis_client import get_redis
 from scenarios.models import Event, OutboxMessage, Prediction, Scenario
+from scenarios.preview import mark_watched
 from scenarios.snapshots import snapshot_dir
 from testbed.stack import Stack, wait_for
 from tests.conftest import client_for
@@ -40,6 +41,7 @@ def test_delete_while_running_leaves_nothing_and_publishes_nothing_after(
     sid = create(client, "loop.mp4", loop=True, target_fps=10, zones=[ZONE])
     running = wait_status(client, sid, "active")
     runner = live.name_of(running["runner"])
+    mark_watched(sid)  # someone watches: the runner encodes preview frames
     wait_for(
         lambda: (
             Event.objects.filter(scenario_id=sid).count() >= 2

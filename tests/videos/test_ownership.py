@@ -34,7 +34,8 @@ def upload_root(tmp_path: Path, settings: Any, video_root: Path) -> Path:
     root = tmp_path / "videos"
     root.mkdir()
     for sample in video_root.iterdir():
-        (root / sample.name).symlink_to(sample)
+        if sample.is_file():  # the samples, not what other tests left there (an uploads/)
+            (root / sample.name).symlink_to(sample)
     settings.MISIS_VIDEO_ROOT = root
     return root
 
