@@ -215,7 +215,7 @@ def test_shutdown_hands_scenarios_over_and_the_worker_exits(
         )
     stop_and_check_frames(client, sids)
     counts = [Scenario.objects.values_list("restarts", "failed_restarts").get(pk=s) for s in sids]
-    assert counts == [(1, 0)] * len(sids)
+    assert counts == [(0, 0)] * len(sids)  # a hand-over is no restart, and no failure
     print(f"{how}: on runner2 after {handed_over:.2f}s, runner1 exited after {exited:.2f}s")
 
 
