@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from scenarios.models import Event, Prediction, Scenario, Status
-from scenarios.services import commands
+from scenarios.services import commands, runner_writes
 
 PATH_TO = {
     Status.INIT_STARTUP: [],
@@ -86,3 +87,18 @@ def make_event(scenario: Scenario, seq: int, **fields: Any) -> Event:
         **fields,
     }
     return Event.objects.create(scenario=scenario, seq=seq, epoch=scenario.epoch, **values)
+
+
+def prediction_row(
+    i: int, captured_at: datetime | None = None, *, width: int = 320, height: int = 240
+) -> runner_writes.PredictionRow:
+    """Frame ``i``'s result as a runner publishes it (no boxes, 25 fps)."""
+    return runner_writes.PredictionRow(
+        frame_index=i,
+        pts=i / 25,
+        captured_at=captured_at or timezone.now(),
+        width=width,
+        height=height,
+        inference_ms=1.0,
+        boxes=[],
+    )

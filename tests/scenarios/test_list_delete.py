@@ -33,7 +33,7 @@ from scenarios.tasks import purge_scenario
 from sources.storage import video_storage
 from testbed.scenario_rows import insert_scenarios
 from tests.conftest import client_for
-from tests.factories import make_event, make_prediction, make_scenario
+from tests.factories import make_event, make_prediction, make_scenario, prediction_row
 
 pytestmark = pytest.mark.django_db
 
@@ -55,15 +55,7 @@ def scenario_keys_in_redis(scenario_id: object) -> list[str]:
 
 
 def row(i: int) -> runner_writes.PredictionRow:
-    return runner_writes.PredictionRow(
-        frame_index=i,
-        pts=i / 25,
-        captured_at=timezone.now(),
-        width=64,
-        height=48,
-        inference_ms=1.0,
-        boxes=[],
-    )
+    return prediction_row(i, width=64, height=48)
 
 
 # --- DELETE ------------------------------------------------------------------------------------

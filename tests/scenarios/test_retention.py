@@ -24,21 +24,12 @@ from scenarios.models import Event, Prediction, Scenario, Status
 from scenarios.retention import EVENTS, PREDICTIONS, create_partitions, existing_partitions
 from scenarios.services import runner_writes
 from sources.storage import video_storage
-from tests.factories import make_event, make_prediction, make_scenario
+from tests.factories import make_event, make_prediction, make_scenario, prediction_row
 
 pytestmark = pytest.mark.django_db
 
 
-def row(i: int, captured_at: datetime | None = None) -> runner_writes.PredictionRow:
-    return runner_writes.PredictionRow(
-        frame_index=i,
-        pts=i / 25,
-        captured_at=captured_at or timezone.now(),
-        width=320,
-        height=240,
-        inference_ms=1.0,
-        boxes=[],
-    )
+row = prediction_row
 
 
 def event_row(seq: int) -> EventRow:

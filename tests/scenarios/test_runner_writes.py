@@ -19,19 +19,9 @@ from scenarios.event_writes import EventFacts, EventRow
 from scenarios.models import Delivery, Event, Prediction, Scenario, Status
 from scenarios.services import runner_writes
 from scenarios.streams import StreamStatus
-from tests.factories import make_scenario
+from tests.factories import make_scenario, prediction_row
 
-
-def row(i: int) -> runner_writes.PredictionRow:
-    return runner_writes.PredictionRow(
-        frame_index=i,
-        pts=i / 25,
-        captured_at=timezone.now(),
-        width=320,
-        height=240,
-        inference_ms=1.0,
-        boxes=[],
-    )
+row = prediction_row
 
 
 def event(seq: int, frame: int) -> EventRow:

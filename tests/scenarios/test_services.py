@@ -24,21 +24,12 @@ from scenarios.models import (
 from scenarios.serializers import PredictionSerializer
 from scenarios.services import commands, outbox, runner_writes, watchdog
 from tests.conftest import queued
-from tests.factories import make_scenario
+from tests.factories import make_scenario, prediction_row
 
 pytestmark = pytest.mark.django_db
 
 
-def row(i: int) -> runner_writes.PredictionRow:
-    return runner_writes.PredictionRow(
-        frame_index=i,
-        pts=i / 25,
-        captured_at=timezone.now(),
-        width=320,
-        height=240,
-        inference_ms=1.0,
-        boxes=[],
-    )
+row = prediction_row
 
 
 def test_create_writes_outbox_and_dispatches_on_commit(
