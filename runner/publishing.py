@@ -1,7 +1,7 @@
 """The publish step of one (scenario, epoch) on a runner: renew the lease, then write the pending
-rows, events, analytics state (when it changed) and the heartbeat in one transaction fenced by
-epoch; count what was read, analysed, dropped and skipped since the last publish in the
-process's metrics."""
+rows, events, analytics state (when it changed) and the heartbeat fenced by epoch, in one
+transaction with the process's other waiting publishes (runner/publish_queue.py); count what
+was read, analysed, dropped and skipped since the last publish in the process's metrics."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections import deque
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
 
 from misis import metrics
 from misis.lease import Lease
 from runner.feeds import FileFeed, LatestFrameFeed
+from runner.publish_queue import PUBLISHES
 from scenarios.event_writes import EventRow
 from scenarios.services import runner_writes as services
 
@@ -73,7 +73,7 @@ class Publisher:
         unchanged = analytics_state == self.state_saved
         dropped = feed.dropped if feed is not None else 0
         reconnects = feed.reconnects if feed is not None else 0
-        status = services.runner_publish(
+        request = services.PublishRequest(
             scenario_id=self.scenario_id,
             epoch=self.epoch,
             rows=rows,
@@ -87,6 +87,7 @@ class Publisher:
             analytics_state=None if unchanged else analytics_state,
             counts=None if unchanged else counts,
         )
+        status = PUBLISHES.publish(request)  # written with the process's other publishes
         self.state_saved = analytics_state
         metrics.record(
             {
@@ -100,7 +101,5 @@ class Publisher:
         self.read_reported = read
         self.reconnects_reported = reconnects
         self.dropped_reported = dropped
-        # Hand the database connection back to the process's pool until the next publish.
-        close_old_connections()
         self.last_publish = time.monotonic()
         return status

@@ -2,20 +2,22 @@
 
 Each is fenced by epoch under the scenario's row lock: a runner whose epoch is no longer the
 scenario's gets ``LeaseLost`` and writes nothing. The publish, hundreds a second on a busy runner
-process, is one ``UPDATE ... WHERE id AND epoch RETURNING`` plus its inserts; the rare writes
+process, is one ``UPDATE ... FROM (VALUES ...) WHERE id AND epoch RETURNING`` for all the
+publishes a process has waiting (runner/publish_queue.py) plus their inserts; the rare writes
 lock the row, change it through the state machine and save it. Precondition of each: the
 caller holds the lease of ``epoch`` (misis/lease.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -116,129 +118,190 @@ class PredictionRow:
     boxes: list[dict[str, Any]]
 
 
-# The publish's one write to the scenario row. A statement written out rather than compiled by
-# the ORM each time: QuerySet.update() cannot return the status, and compiling this UPDATE
-# from F()/Greatest/Case expressions cost ~1.7 ms of CPU a publish, about as much as the rest
-# of the transaction (measured once while choosing; bench/publish.py measures the whole).
-# Counters grow in the database, never from a value read before; one more counter is one
-# more ``col = col + %(col)s`` line here.
+@dataclass(frozen=True)
+class PublishRequest:
+    """One runner's publish of one (scenario, epoch): see ``runner_publish_many``."""
+
+    scenario_id: ScenarioId
+    epoch: int
+    rows: list[PredictionRow]
+    next_frame: int
+    frames_dropped: int = 0
+    frames_skipped: int = 0
+    fps: float | None = None
+    stream: StreamStatus | None = None
+    reconnects: int = 0
+    events: list[EventRow] | None = None
+    analytics_state: bytes | None = None
+    counts: dict[str, Any] | None = None
+
+
+# The publish's one write to the scenario rows of a batch of publishes. A statement written out
+# rather than compiled by the ORM each time: QuerySet.update() can neither return the status nor
+# take a row of values per scenario, and compiling this UPDATE from F()/Greatest/Case
+# expressions cost ~1.7 ms of CPU a publish, about as much as the rest of the transaction
+# (measured once while choosing; bench/publish.py measures the whole). Counters grow in the
+# database, never from a value read before; one more counter is one more column of ``v`` and
+# one more ``col = s.col + v.col`` line. On the right of SET, ``s.`` is the row before.
+_PUBLISH_COLUMNS = (
+    ("id", "uuid"),
+    ("epoch", "integer"),
+    ("now", "timestamptz"),
+    ("deadline", "timestamptz"),
+    ("next_frame", "bigint"),
+    ("frames_processed", "bigint"),
+    ("frames_dropped", "bigint"),
+    ("frames_skipped", "bigint"),
+    ("reconnects", "bigint"),
+    ("events_total", "bigint"),
+    ("state", "bytea"),
+    ("counts", "jsonb"),
+    ("fps", "double precision"),
+    ("stream", "boolean"),
+    ("stream_state", "text"),
+    ("stream_error", "text"),
+    ("last_frame_at", "timestamptz"),
+    ("low_frame", "bigint"),
+    ("low_seq", "bigint"),
+)
 _PUBLISH_SQL = """
-UPDATE scenarios_scenario SET
-    heartbeat_at = %(now)s,
-    updated_at = %(now)s,
-    deadline_at = %(deadline)s,
-    next_frame = GREATEST(next_frame, %(next_frame)s),
-    frames_processed = frames_processed + %(frames_processed)s,
-    frames_dropped = frames_dropped + %(frames_dropped)s,
-    frames_skipped = frames_skipped + %(frames_skipped)s,
-    reconnects = reconnects + %(reconnects)s,
-    failed_restarts = CASE WHEN %(frames_processed)s > 0 THEN 0 ELSE failed_restarts END,
-    events_total = GREATEST(events_total, %(events_total)s),
+UPDATE scenarios_scenario AS s SET
+    heartbeat_at = v.now,
+    updated_at = v.now,
+    deadline_at = v.deadline,
+    next_frame = GREATEST(s.next_frame, v.next_frame),
+    frames_processed = s.frames_processed + v.frames_processed,
+    frames_dropped = s.frames_dropped + v.frames_dropped,
+    frames_skipped = s.frames_skipped + v.frames_skipped,
+    reconnects = s.reconnects + v.reconnects,
+    failed_restarts = CASE WHEN v.frames_processed > 0 THEN 0 ELSE s.failed_restarts END,
+    events_total = GREATEST(s.events_total, v.events_total),
     -- The state of an older frontier than the saved one never replaces it.
-    analytics_state = CASE WHEN %(state)s::bytea IS NOT NULL AND next_frame <= %(next_frame)s
-                           THEN %(state)s::bytea ELSE analytics_state END,
-    counts = CASE WHEN %(counts)s::jsonb IS NOT NULL AND next_frame <= %(next_frame)s
-                  THEN %(counts)s::jsonb ELSE counts END,
-    fps = COALESCE(%(fps)s::double precision, fps),
-    stream_state = CASE WHEN %(stream)s THEN %(stream_state)s ELSE stream_state END,
-    stream_error = CASE WHEN %(stream)s THEN %(stream_error)s ELSE stream_error END,
-    last_frame_at = COALESCE(%(last_frame_at)s::timestamptz, last_frame_at)
-WHERE id = %(id)s AND epoch = %(epoch)s
+    analytics_state = CASE WHEN v.state IS NOT NULL AND s.next_frame <= v.next_frame
+                           THEN v.state ELSE s.analytics_state END,
+    counts = CASE WHEN v.counts IS NOT NULL AND s.next_frame <= v.next_frame
+                  THEN v.counts ELSE s.counts END,
+    fps = COALESCE(v.fps, s.fps),
+    stream_state = CASE WHEN v.stream THEN v.stream_state ELSE s.stream_state END,
+    stream_error = CASE WHEN v.stream THEN v.stream_error ELSE s.stream_error END,
+    last_frame_at = COALESCE(v.last_frame_at, s.last_frame_at)
+FROM (VALUES {values}) AS v({names})
+WHERE s.id = v.id AND s.epoch = v.epoch
     -- The uniqueness of (scenario, frame_index) and (scenario, seq) across partitions (see
     -- scenarios/retention.py): a frame below next_frame or an event at or below events_total
     -- was published before; the row is then left alone and the publish refused.
-    AND (%(low_frame)s::bigint IS NULL OR next_frame <= %(low_frame)s::bigint)
-    AND (%(low_seq)s::bigint IS NULL OR events_total < %(low_seq)s::bigint)
-RETURNING status, params
+    AND (v.low_frame IS NULL OR s.next_frame <= v.low_frame)
+    AND (v.low_seq IS NULL OR s.events_total < v.low_seq)
+RETURNING s.id, s.status, s.params
 """
 
 
-@transaction.atomic
-def runner_publish(
-    *,
-    scenario_id: ScenarioId,
-    epoch: int,
-    rows: list[PredictionRow],
-    next_frame: int,
-    frames_dropped: int = 0,
-    frames_skipped: int = 0,
-    fps: float | None = None,
-    stream: StreamStatus | None = None,
-    reconnects: int = 0,
-    events: list[EventRow] | None = None,
-    analytics_state: bytes | None = None,
-    counts: dict[str, Any] | None = None,
-) -> str:
-    """Publish predictions and events and beat the heart, fenced by epoch; the current status.
+@functools.cache
+def _publish_sql(count: int) -> str:
+    """The UPDATE for ``count`` publishes: one typed row of values each."""
+    row = "(" + ", ".join(f"%s::{kind}" for _, kind in _PUBLISH_COLUMNS) + ")"
+    names = ", ".join(name for name, _ in _PUBLISH_COLUMNS)
+    return _PUBLISH_SQL.format(values=", ".join([row] * count), names=names)
 
-    One ``UPDATE ... WHERE id AND epoch RETURNING`` checks the fence, takes the row lock the
-    watchdog takes to bump the epoch and holds it until the rows below are inserted and the
-    transaction commits: a publish either lands whole before the bump (and the next runner
-    resumes after it) or is refused with ``LeaseLost``. The caller renewed its lease just
-    before. ``analytics_state`` is the state as of ``next_frame`` (the frames below it are all
-    in ``rows`` or published before): saved with them, it is where a runner that takes over
-    resumes; None leaves the saved one (and ``counts``) as they are.
+
+def _publish_values(p: PublishRequest, now: datetime, deadline: datetime) -> list[Any]:
+    """The row of values of ``p``, in the order of ``_PUBLISH_COLUMNS``."""
+    events = p.events or []
+    stream = p.stream
+    return [
+        str(p.scenario_id),
+        p.epoch,
+        now,
+        deadline,
+        p.next_frame,
+        len(p.rows),
+        p.frames_dropped,
+        p.frames_skipped,
+        p.reconnects if stream is not None else 0,
+        events[-1].seq if events else None,
+        p.analytics_state,
+        Jsonb(p.counts) if p.analytics_state is not None and p.counts is not None else None,
+        round(p.fps, 2) if p.fps is not None else None,
+        stream is not None,
+        stream.state if stream is not None else None,
+        stream.error if stream is not None else None,
+        stream.last_frame_at if stream is not None else None,
+        min((r.frame_index for r in p.rows), default=None),
+        min((e.seq for e in events), default=None),
+    ]
+
+
+def runner_publish(**request: Any) -> str:
+    """One publish (the fields of ``PublishRequest``) in its own transaction: its status, or
+    its refusal raised (``LeaseLost``, ``IntegrityError``)."""
+    (outcome,) = runner_publish_many([PublishRequest(**request)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+@transaction.atomic
+def runner_publish_many(requests: list[PublishRequest]) -> list[str | Exception]:
+    """Publish predictions and events and beat the hearts of many scenarios, each fenced by its
+    epoch, in one transaction; for each request, its scenario's status or its refusal.
+
+    One ``UPDATE ... FROM (VALUES ...) WHERE id AND epoch RETURNING`` checks every fence, takes
+    the row locks the watchdog takes to bump an epoch and holds them until the rows below are
+    inserted and the transaction commits: a publish either lands whole before the bump (and the
+    next runner resumes after it) or is refused with ``LeaseLost`` (or ``IntegrityError`` for
+    rows published before) and writes nothing; the others land all the same. The callers
+    renewed their leases just before. ``analytics_state`` is the state as of ``next_frame``
+    (the frames below it are all in ``rows`` or published before): saved with them, it is
+    where a runner that takes over resumes; None leaves the saved one (and ``counts``) as they
+    are. At most one request per scenario (runner/publish_queue.py keeps it so).
     """
     now = timezone.now()
-    values: dict[str, Any] = {
-        "id": scenario_id,
-        "epoch": epoch,
-        "now": now,
-        "deadline": next_deadline(),
-        "next_frame": next_frame,
-        "frames_processed": len(rows),
-        "frames_dropped": frames_dropped,
-        "frames_skipped": frames_skipped,
-        "low_frame": min((r.frame_index for r in rows), default=None),
-        "low_seq": min((e.seq for e in events or []), default=None),
-        "reconnects": reconnects if stream is not None else 0,
-        "events_total": events[-1].seq if events else None,
-        "state": analytics_state,
-        "counts": Jsonb(counts) if analytics_state is not None and counts is not None else None,
-        "fps": round(fps, 2) if fps is not None else None,
-        "stream": stream is not None,
-        "stream_state": stream.state if stream is not None else None,
-        "stream_error": stream.error if stream is not None else None,
-        "last_frame_at": stream.last_frame_at if stream is not None else None,
-    }
+    deadline = next_deadline()
+    values = [v for p in requests for v in _publish_values(p, now, deadline)]
     with connection.cursor() as cursor:
-        cursor.execute(_PUBLISH_SQL, values)
-        found = cursor.fetchone()
-    if found is None:
-        _refused(scenario_id, epoch, rows, events or [])
-    status, params = found
-    if rows:
-        Prediction.objects.bulk_create(
-            [
-                Prediction(
-                    scenario_id=scenario_id,
-                    epoch=epoch,
-                    **{name: getattr(r, name) for name in PREDICTION_FIELDS},
-                )
-                for r in rows
-            ]
+        cursor.execute(_publish_sql(len(requests)), values)
+        found = {str(sid): (status, params) for sid, status, params in cursor.fetchall()}
+    outcomes: list[str | Exception] = []
+    predictions: list[Prediction] = []
+    for p in requests:
+        if str(p.scenario_id) not in found:
+            outcomes.append(_refusal(p.scenario_id, p.epoch, p.rows, p.events or []))
+            continue
+        status, params = found[str(p.scenario_id)]
+        outcomes.append(str(status))
+        predictions.extend(
+            Prediction(
+                scenario_id=p.scenario_id,
+                epoch=p.epoch,
+                **{name: getattr(r, name) for name in PREDICTION_FIELDS},
+            )
+            for r in p.rows
         )
-    if events:
-        scenario = Scenario(pk=scenario_id, epoch=epoch, params=_json(params))  # what events need
-        write_events(scenario=scenario, epoch=epoch, rows=events, dispatch=webhooks.dispatch)
-    return str(status)
+        if p.events:
+            scenario = Scenario(pk=p.scenario_id, epoch=p.epoch, params=_json(params))
+            write_events(
+                scenario=scenario, epoch=p.epoch, rows=p.events, dispatch=webhooks.dispatch
+            )
+    if predictions:
+        Prediction.objects.bulk_create(predictions)
+    return outcomes
 
 
-def _refused(
+def _refusal(
     scenario_id: ScenarioId, epoch: int, rows: list[PredictionRow], events: list[EventRow]
-) -> NoReturn:
+) -> Exception:
     """Why the publish's UPDATE matched no row: another epoch, or rows published before."""
     scenario = Scenario.objects.filter(pk=scenario_id, epoch=epoch).first()
     if scenario is None:
-        raise LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
+        return LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
     low = min((r.frame_index for r in rows), default=None)
     if low is not None and low < scenario.next_frame:
-        raise IntegrityError(
+        return IntegrityError(
             f"scenario {scenario_id}: frame {low} is below next_frame {scenario.next_frame}:"
             " published already"
         )
     seq = min((e.seq for e in events), default=None)
-    raise IntegrityError(
+    return IntegrityError(
         f"scenario {scenario_id}: event {seq} is not above events_total"
         f" {scenario.events_total}: published already"
     )
