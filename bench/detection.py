@@ -1,6 +1,6 @@
 """Detection throughput and latency, side by side in one run, same weights, threads and frames.
 
-    .venv/bin/python -m bench.detection [--frames 60] [--device cpu] [--threads 2]
+    .venv/bin/python -m bench.detection [--frames 300] [--device cpu] [--threads 2]
         [--runtimes openvino,onnx,torch] [--batches 1,4] [--runtime auto] [--seconds 6]
     .venv/bin/python -m bench.detection --device cuda:0     # batches 1..64, fp16, TensorRT
 
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Api, bench_token, fresh_database, pct, wait
+from bench.scale_measure import CpuMeter, stack_meter
 
 PORT = 8766
 api = Api(PORT)
@@ -146,13 +147,22 @@ def latency(token: str, poll: float, seconds: float) -> tuple[list[float], list[
         time.sleep(poll)
 
 
+def cpu_per_frame(meter: CpuMeter, frames: int) -> str:
+    """Milliseconds of CPU a frame for each part of the stack since ``meter.start()`` (the
+    scenarios' start and stop included), the biggest first."""
+    elapsed = time.monotonic() - meter.t0
+    used = {k: v / 100 * elapsed * 1000 / frames for k, v in meter.stop().items()}
+    parts = sorted((k for k in used if k != "system" and used[k] >= 0.05), key=lambda k: -used[k])
+    return ", ".join(f"{k} {used[k]:.1f}" for k in parts) + f" (all {used['system']:.1f}) ms"
+
+
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--poll", type=float, default=0.02)
@@ -227,8 +237,13 @@ def main() -> None:
             300,
         )
         run_scenarios(token, 1, len(frames))  # warm the worker on this frame shape
+        meter = stack_meter(stack)
+        meter.start()
         b, one = run_scenarios(token, 1, len(frames))
+        cpu_b = cpu_per_frame(meter, len(one))
+        meter.start()
         c, four = run_scenarios(token, 4, len(frames))
+        cpu_c = cpu_per_frame(meter, len(four))
         seen, model_s = latency(token, args.poll, args.latency_seconds)
     finally:
         stack.stop_all()
@@ -246,10 +261,12 @@ def main() -> None:
         f"(b) one scenario, whole system ({pipeline_runtime}):   {b:7.2f} frames/s "
         f"(model p50 {statistics.median(r['inference_ms'] for r in one):.0f} ms a call)"
     )
+    print(f"    CPU a frame: {cpu_b}")
     print(
         f"(c) four scenarios, whole system ({pipeline_runtime}): {c:7.2f} frames/s, all four "
         f"together (model p50 {statistics.median(r['inference_ms'] for r in four):.0f} ms a call)"
     )
+    print(f"    CPU a frame: {cpu_c}")
     p50, p50_model = statistics.median(seen), statistics.median(model_s)
     print(
         f"latency read -> visible over API: p50 {p50 * 1000:6.1f} ms, "

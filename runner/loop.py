@@ -62,6 +62,9 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
             claim = services.runner_claim(
                 scenario_id=scenario_id, epoch=epoch, runner=services.runner_identity()
             )
+            # Back to the process's pool: a source can take seconds to open, and a runner
+            # process starts many scenarios at once with a few connections between them.
+            close_old_connections()
             if claim is None:
                 logger.info("scenario %s: nothing to run for epoch %s", scenario_id, epoch)
                 return
@@ -164,6 +167,7 @@ class ScenarioRunner:
             frames_total=self.source.frames_total,
             live=self.source.live,
         )
+        close_old_connections()  # back to the pool until the first publish
         if status in _SHUTDOWN:
             self.finish(StopReason.REQUESTED)
         logger.info(

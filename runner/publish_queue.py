@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from scenarios.services.runner_writes import PublishRequest, runner_publish_many
 
@@ -67,6 +67,10 @@ class PublishQueue:
             if not self._writing:
                 self._writing = me.writer = True
         if not me.writer:
+            # A connection this thread holds goes back to the pool first: the writer may need
+            # it (8 threads waiting here with the pool's 8 would leave the writer none).
+            if not connection.in_atomic_block:
+                connection.close()
             me.done.wait()  # written by another thread, or made the next writer
         if me.writer:
             self._write_queued()

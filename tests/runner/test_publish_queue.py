@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, connection
 
 from misis.lease import LeaseLost
@@ -54,14 +55,20 @@ class HeldFirstWrite:
 
 
 def in_threads(
-    queue: PublishQueue, write: HeldFirstWrite, requests: list[PublishRequest]
+    queue: PublishQueue,
+    write: HeldFirstWrite,
+    requests: list[PublishRequest],
+    before: Callable[[], object] = lambda: None,
 ) -> list[Any]:
     """Publish each request from a thread of its own: the first alone (held in its write),
-    then the others once all of them wait; each thread's status or exception."""
+    then the others once all of them wait; each thread's status or exception. Each of the
+    others calls ``before`` first."""
     answers: list[Any] = [None] * len(requests)
 
     def run(i: int) -> None:
         try:
+            if i:
+                before()
             answers[i] = queue.publish(requests[i])
         except Exception as exc:
             answers[i] = exc
@@ -158,3 +165,19 @@ def test_two_publishes_of_one_scenario_go_in_separate_statements() -> None:
     assert answers[2] == "active"
     assert answers[3] == "active"
     assert write.calls == [1, 2, 1]  # one of the two with first@1, the other after
+
+
+def test_waiting_publishes_hold_no_connection_the_writer_needs() -> None:
+    # Each waiting thread used the database just before (as a runner thread does when it
+    # claims or activates its scenario), as many of them as the pool has connections: unless
+    # they hand them back while they wait, the writer waits for the pool until it times out.
+    size = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+    scenarios = [make_scenario(Status.ACTIVE) for _ in range(size + 1)]
+    connection.close()  # this thread's, back to the pool
+    write = HeldFirstWrite()
+    queue = PublishQueue(write)
+    answers = in_threads(
+        queue, write, [publish(s, 0) for s in scenarios], before=Scenario.objects.exists
+    )
+    assert answers == ["active"] * (size + 1)
+    assert write.calls == [1, size]
