@@ -1,4 +1,5 @@
-"""One Redis connection pool per process, from REDIS_URL."""
+"""One Redis connection pool per process, from REDIS_URL, bounded by MISIS_REDIS_MAX_CONNECTIONS
+(a thread past the bound waits for a connection rather than failing)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ def get_redis() -> redis.Redis:
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = redis.Redis.from_url(
+                pool = redis.BlockingConnectionPool.from_url(
                     settings.REDIS_URL,
+                    max_connections=settings.MISIS_REDIS_MAX_CONNECTIONS,
+                    timeout=settings.MISIS_REDIS_POOL_TIMEOUT,
                     socket_timeout=10,
                     socket_connect_timeout=5,
                     health_check_interval=30,
                 )
+                client = redis.Redis(connection_pool=pool)
                 _clients[key] = client
     return client
 

@@ -207,6 +207,12 @@ MISIS_PREVIEW_LINK_TTL: int = env.int("MISIS_PREVIEW_LINK_TTL", default=3600)
 
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL: str = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Connections a process may open to Redis, shared by its threads (redis-py's own default is
+# 100). A runner thread holds one while it waits for its next detection (a BLPOP of up to
+# 50 ms), so a runner process with 250 scenarios can need that many at once; past the limit a
+# thread waits up to MISIS_REDIS_POOL_TIMEOUT seconds for one to come back.
+MISIS_REDIS_MAX_CONNECTIONS: int = env.int("MISIS_REDIS_MAX_CONNECTIONS", default=1000)
+MISIS_REDIS_POOL_TIMEOUT: float = env.float("MISIS_REDIS_POOL_TIMEOUT", default=10.0)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
