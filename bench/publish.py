@@ -1,6 +1,7 @@
 """What one fenced publish of a runner costs, one run, in this process.
 
     .venv/bin/python -m bench.publish [--calls 300] [--rounds 3]
+    .venv/bin/python -m bench.publish --threads 250 [--seconds 10] [--rounds 3]
 
 Calls ``runner_publish`` for one active scenario the way a 1-fps runner does (a heartbeat
 with one prediction row, its frontier one frame further each time, the connection handed back
@@ -10,6 +11,12 @@ CPU (the runner's side), wall time (p50 over calls, range over rounds; mostly Po
 commit) and SQL statements. The blobs: a 1-fps scenario's without analytics (~60 bytes),
 and one with 2 zones and 2 lines after 20 tracked frames. Light (one thread, a few seconds of
 CPU); uses its own database, misis_bench_publish, so it can run beside one on misis_bench.
+
+``--threads N``: N threads, each one scenario's runner, publish one row at a time as fast as
+they can for ``--seconds``, once with a transaction a publish (each thread its own pooled
+connection, as before runner/publish_queue.py) and once through the process's publish queue,
+alternately for ``--rounds``; prints publishes a second, this process's CPU and PostgreSQL's
+transactions per publish, and the wall time of a publish (p50/p99).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
     os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DATABASE}")
@@ -45,6 +54,9 @@ def main() -> None:
     from scenarios.services.runner_writes import PredictionRow, runner_publish
 
     user = get_user_model().objects.create_user(username="bench")
+    if args.threads:
+        concurrent(user, args.threads, args.seconds, args.rounds)
+        return
     # Shapes on the right half; the tracked box walks on the left, so no event (no snapshot).
     shapes = {
         "zones": [
@@ -135,6 +147,88 @@ def main() -> None:
             f"wall p50 {min(medians):.1f} - {max(medians):.1f} ms, "
             f"{per_call[writer, blob_name]:.0f} SQL statements (+ COMMIT)"
         )
+
+
+def concurrent(user: Any, threads: int, seconds: float, rounds: int) -> None:
+    """Many scenarios publishing at once: a transaction each, or through the publish queue."""
+    import threading
+
+    import psutil
+    from django.db import close_old_connections, connection
+
+    from bench.common import pct
+    from runner.publish_queue import PublishQueue
+    from scenarios.models import Scenario, Status
+    from scenarios.services.runner_writes import PublishRequest, runner_publish
+
+    def commits() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                " WHERE datname = current_database()"
+            )
+            (n,) = cursor.fetchone()
+        close_old_connections()
+        return int(n)
+
+    def alone(request: PublishRequest) -> str:
+        try:
+            return runner_publish(**vars(request))
+        finally:
+            close_old_connections()  # as the runner did: back to the pool
+
+    print(
+        f"# {threads} threads, one scenario each, publishing one row at a time for "
+        f"{seconds:g} s; {rounds} rounds; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    me = psutil.Process()
+    lines: dict[str, list[str]] = {"a transaction each": [], "publish queue": []}
+    for _ in range(rounds):
+        for name in lines:
+            queue = PublishQueue()
+            write = alone if name == "a transaction each" else queue.publish
+            scenarios = [
+                Scenario.objects.create(owner=user, source="x.mp4", status=Status.ACTIVE)
+                for _ in range(threads)
+            ]
+            close_old_connections()
+            stop_at = time.monotonic() + seconds
+            walls: list[list[float]] = [[] for _ in range(threads)]
+
+            tx0, cpu0, t0 = commits(), me.cpu_times(), time.monotonic()
+            workers = [
+                threading.Thread(target=publishing, args=(write, s.pk, stop_at, walls[i]))
+                for i, s in enumerate(scenarios)
+            ]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            elapsed, cpu1, tx = time.monotonic() - t0, me.cpu_times(), commits() - tx0
+            done = [w for ws in walls for w in ws]
+            cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / len(done) * 1000
+            lines[name].append(
+                f"{len(done) / elapsed:6.0f} publishes/s, CPU {cpu:.2f} ms and "
+                f"{tx / len(done):.2f} transactions a publish, wall p50 "
+                f"{pct(done, 50) * 1000:.1f} ms p99 {pct(done, 99) * 1000:.1f} ms"
+            )
+    for name, results in lines.items():
+        for line in results:
+            print(f"{name:>18}: {line}")
+
+
+def publishing(write: Any, scenario_id: Any, stop_at: float, walls: list[float]) -> None:
+    """One scenario's runner: publish a row at a time until ``stop_at``; each one's wall time."""
+    from scenarios.services.runner_writes import PredictionRow, PublishRequest
+
+    frame = 0
+    while time.monotonic() < stop_at:
+        row = PredictionRow(frame, float(frame), timezone.now(), 160, 120, 1.0, [])
+        t0 = time.perf_counter()
+        write(PublishRequest(scenario_id, 1, [row], next_frame=frame + 1, fps=1.0))
+        walls.append(time.perf_counter() - t0)
+        frame += 1
 
 
 @transaction.atomic

@@ -6,6 +6,11 @@ from misis.settings.env import env
 MISIS_HEARTBEAT_INTERVAL: float = env.float("MISIS_HEARTBEAT_INTERVAL", default=1.0)
 # A runner whose heartbeat is older than this is presumed dead and replaced.
 MISIS_HEARTBEAT_TIMEOUT: float = env.float("MISIS_HEARTBEAT_TIMEOUT", default=5.0)
+# A start sent to the runners must be claimed by one within this long, or the watchdog sends it
+# again under a new epoch (a runner died holding it, the message was lost). Longer than the
+# heartbeat's timeout: under load a start can wait in the runner queue for seconds, and
+# restarting it only adds another to the same queue.
+MISIS_START_TIMEOUT: float = env.float("MISIS_START_TIMEOUT", default=6 * MISIS_HEARTBEAT_TIMEOUT)
 # The lease outlives the watchdog's patience: a runner starved of CPU for a few seconds keeps
 # it until the watchdog has really replaced it (a newer epoch takes a lease over at once, and
 # the database fence stops the old writer), instead of quitting on its own and adding a

@@ -32,7 +32,7 @@ from scenarios.models import (
     StopReason,
 )
 from scenarios.services.outbox import enqueue
-from scenarios.services.transitions import lock_scenario, next_deadline
+from scenarios.services.transitions import lock_scenario, next_deadline, start_deadline
 from scenarios.snapshots import delete_snapshots
 from sources.redact import redact
 
@@ -110,7 +110,7 @@ def scenario_create(
     """
     _check_quota(owner.pk)
     scenario = Scenario.objects.create(
-        owner=owner, source=source, name=name, params=params or {}, deadline_at=next_deadline()
+        owner=owner, source=source, name=name, params=params or {}, deadline_at=start_deadline()
     )
     enqueue(scenario, OutboxKind.START)
     logger.info("scenario %s: created for source %s", scenario.pk, redact(scenario.source))
@@ -154,7 +154,7 @@ def scenario_request_start(*, scenario_id: ScenarioId) -> tuple[Scenario, bool]:
     scenario.error = None
     scenario.runner = None
     scenario.failed_restarts = 0
-    scenario.deadline_at = next_deadline()
+    scenario.deadline_at = start_deadline()
     scenario.save()
     enqueue(scenario, OutboxKind.START)
     logger.info("scenario %s: start requested (epoch %s)", scenario.pk, scenario.epoch)

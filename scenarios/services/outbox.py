@@ -23,7 +23,7 @@ from scenarios.models import (
     Status,
     StopReason,
 )
-from scenarios.services.transitions import finish, lock_scenario, next_deadline
+from scenarios.services.transitions import finish, lock_scenario, next_deadline, start_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def _dispatch_start(scenario: Scenario, msg: OutboxMessage) -> None:
         return
     if scenario.status == Status.INIT_STARTUP:
         scenario.begin_startup()
-    scenario.deadline_at = next_deadline()
+    scenario.deadline_at = start_deadline()
     scenario.save()
     # By name: the runner depends on this app, never the other way. Keyword arguments, so
     # that `celery inspect active` names the scenario each runner task serves.

@@ -21,6 +21,11 @@ def next_deadline(seconds: float | None = None) -> datetime:
     )
 
 
+def start_deadline(delay: float = 0.0) -> datetime:
+    """When a start sent now (or in ``delay`` seconds) must have been claimed by a runner."""
+    return next_deadline(settings.MISIS_START_TIMEOUT + delay)
+
+
 def finish(scenario: Scenario, *, reason: StopReason | str, error: str | None = None) -> None:
     """Walk any status to ``inactive`` through the FSM transitions. Caller saves."""
     if scenario.status in STARTING_STATUSES:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from scenarios.models import RUNNING_STATUSES, OutboxKind, Scenario, ScenarioId, Status, StopReason
 from scenarios.services.outbox import enqueue
-from scenarios.services.transitions import finish, next_deadline
+from scenarios.services.transitions import finish, start_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -87,5 +87,5 @@ def restart(scenario: Scenario, *, counts_as_failure: bool) -> None:
         scenario.failed_restarts += 1
     scenario.runner = None
     scenario.fps = 0.0
-    scenario.deadline_at = next_deadline(settings.MISIS_HEARTBEAT_TIMEOUT + delay)
+    scenario.deadline_at = start_deadline(delay)
     enqueue(scenario, OutboxKind.START, delay=delay)

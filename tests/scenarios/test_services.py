@@ -248,3 +248,31 @@ def test_concurrent_dispatchers_send_once(user: object, settings) -> None:
         t.join()
     assert sorted(results) == [False, False, False, True]
     assert queued("runner") == 1
+
+
+def test_a_start_waits_for_a_runner_up_to_the_start_timeout(
+    user: object, settings, django_capture_on_commit_callbacks
+) -> None:
+    # Sent to the runner queue and not claimed yet: under load a start waits there for
+    # seconds, which is no dead runner; only past MISIS_START_TIMEOUT is it sent again.
+    settings.MISIS_HEARTBEAT_TIMEOUT, settings.MISIS_START_TIMEOUT = 5.0, 30.0
+    with django_capture_on_commit_callbacks(execute=True):
+        scenario = commands.scenario_create(owner=user, source="short.mp4")  # and sent
+    scenario.refresh_from_db()
+    assert scenario.status == Status.IN_STARTUP_PROCESSING
+    left = (scenario.deadline_at - timezone.now()).total_seconds()
+    assert 25 < left <= 30
+    Scenario.objects.filter(pk=scenario.pk).update(
+        deadline_at=timezone.now() + timedelta(seconds=20)  # 10 s after the dispatch
+    )
+    assert watchdog.watchdog_sweep() == 0
+    Scenario.objects.filter(pk=scenario.pk).update(deadline_at=timezone.now() - timedelta(1))
+    assert watchdog.watchdog_sweep() == 1
+    scenario.refresh_from_db()
+    assert (scenario.epoch, scenario.restarts, scenario.runner) == (2, 1, None)
+    left = (scenario.deadline_at - timezone.now()).total_seconds()
+    assert 25 < left <= 30  # the new start has the same patience
+    # Once a runner claims it, the heartbeat's timeout applies.
+    runner_writes.runner_claim(scenario_id=scenario.pk, epoch=2, runner="r:1")
+    scenario.refresh_from_db()
+    assert (scenario.deadline_at - timezone.now()).total_seconds() <= 5
