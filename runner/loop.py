@@ -261,7 +261,7 @@ class ScenarioRunner:
 
     def _maybe_publish(self) -> None:
         """Publish a full batch, rows older than the interval, or a heartbeat that is due."""
-        if self.publisher.due(len(self.rows)):
+        if self.publisher.due(len(self.rows), every_frame=isinstance(self.feed, FileFeed)):
             self.publish(frontier=self.frontier())
 
     def _collect(self, *, took: bool) -> None:

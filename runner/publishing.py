@@ -46,12 +46,17 @@ class Publisher:
             return 0.0
         return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
 
-    def due(self, pending: int) -> bool:
-        """A full batch, rows older than the interval, or a heartbeat that is due."""
+    def due(self, pending: int, *, every_frame: bool = False) -> bool:
+        """A full batch, rows older than the interval, or a heartbeat that is due.
+
+        ``every_frame``: a file read frame by frame, whose rows wait longer (fewer publishes)."""
         since = time.monotonic() - self.last_publish
+        interval = (
+            settings.MISIS_FILE_PUBLISH_INTERVAL if every_frame else settings.MISIS_PUBLISH_INTERVAL
+        )
         return (
             pending >= settings.MISIS_PUBLISH_BATCH
-            or (pending > 0 and since >= settings.MISIS_PUBLISH_INTERVAL)
+            or (pending > 0 and since >= interval)
             or since >= settings.MISIS_HEARTBEAT_INTERVAL
         )
 

@@ -30,5 +30,10 @@ MISIS_MAX_RESTARTS: int = env.int("MISIS_MAX_RESTARTS", default=5)
 MISIS_RESTART_BACKOFF_BASE: float = env.float("MISIS_RESTART_BACKOFF_BASE", default=1.0)
 MISIS_RESTART_BACKOFF_MAX: float = env.float("MISIS_RESTART_BACKOFF_MAX", default=30.0)
 MISIS_OPEN_RETRIES: int = env.int("MISIS_OPEN_RETRIES", default=3)
+# Rows a runner holds are published after this long (or at MISIS_PUBLISH_BATCH rows): for a
+# live source (a camera, a looping file) at once, since each prediction is about the newest
+# frame; for a file read frame by frame less often, since there every publish is work taken
+# from the detector on the same machine (bench/detection.py) and nobody waits on a frame.
 MISIS_PUBLISH_INTERVAL: float = env.float("MISIS_PUBLISH_INTERVAL", default=0.02)
+MISIS_FILE_PUBLISH_INTERVAL: float = env.float("MISIS_FILE_PUBLISH_INTERVAL", default=0.25)
 MISIS_PUBLISH_BATCH: int = env.int("MISIS_PUBLISH_BATCH", default=50)

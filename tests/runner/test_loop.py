@@ -186,7 +186,7 @@ def test_rows_are_published_in_batches_once_each_behind_the_frontier(
     settings: Any, batcher: Any
 ) -> None:
     settings.MISIS_PUBLISH_BATCH = 5
-    settings.MISIS_PUBLISH_INTERVAL = 60.0
+    settings.MISIS_PUBLISH_INTERVAL = settings.MISIS_FILE_PUBLISH_INTERVAL = 60.0
     settings.MISIS_HEARTBEAT_INTERVAL = 60.0  # no heartbeat publish either: batches only
     batcher(delay_ms=15, max_batch=1)  # ~40 answers over more than half a second
     s = scenario()
@@ -208,7 +208,8 @@ def test_rows_older_than_the_interval_are_published_before_a_batch_fills(
     settings: Any, batcher: Any
 ) -> None:
     settings.MISIS_PUBLISH_BATCH = 1000
-    settings.MISIS_PUBLISH_INTERVAL = 0.15
+    settings.MISIS_PUBLISH_INTERVAL = 60.0  # a live source's: not this file's
+    settings.MISIS_FILE_PUBLISH_INTERVAL = 0.15
     settings.MISIS_HEARTBEAT_INTERVAL = 60.0
     batcher(delay_ms=25, max_batch=1)  # ~1 s of answers
     s = scenario()
@@ -228,7 +229,7 @@ def test_rows_older_than_the_interval_are_published_before_a_batch_fills(
 def only_final_publish(settings: Any) -> None:
     """No batch, interval or heartbeat publish within a test: rows seen come from the last one."""
     settings.MISIS_PUBLISH_BATCH = 10_000
-    settings.MISIS_PUBLISH_INTERVAL = 60.0
+    settings.MISIS_PUBLISH_INTERVAL = settings.MISIS_FILE_PUBLISH_INTERVAL = 60.0
     settings.MISIS_HEARTBEAT_INTERVAL = 60.0
 
 

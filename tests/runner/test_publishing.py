@@ -3,6 +3,7 @@ an analytics state that did not change since the last publish is not written aga
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -48,3 +49,24 @@ def test_a_lost_lease_publishes_nothing() -> None:
         publisher.publish(analytics_state=b"x", frontier=5, **QUIET)
     s.refresh_from_db()
     assert (s.next_frame, s.analytics_state, s.heartbeat_at) == (0, None, None)
+
+
+def test_a_file_read_frame_by_frame_publishes_its_rows_less_often(settings: Any) -> None:
+    # A live source's rows go out after MISIS_PUBLISH_INTERVAL (each is about the newest
+    # frame); a file's wait for MISIS_FILE_PUBLISH_INTERVAL (each publish is CPU taken from the
+    # detector); a full batch or a heartbeat that is due goes out either way.
+    settings.MISIS_PUBLISH_INTERVAL, settings.MISIS_FILE_PUBLISH_INTERVAL = 0.02, 0.25
+    settings.MISIS_PUBLISH_BATCH, settings.MISIS_HEARTBEAT_INTERVAL = 50, 1.0
+    s = make_scenario(Status.ACTIVE)
+    lease = Lease.acquire(s.pk, s.epoch)
+    assert lease is not None
+    publisher = Publisher(str(s.pk), s.epoch, lease, read_from=0)
+    publisher.last_publish = time.monotonic() - 0.1
+    assert publisher.due(3)
+    assert not publisher.due(3, every_frame=True)
+    assert publisher.due(50, every_frame=True)
+    assert not publisher.due(0)
+    publisher.last_publish = time.monotonic() - 0.3
+    assert publisher.due(3, every_frame=True)
+    publisher.last_publish = time.monotonic() - 1.1
+    assert publisher.due(0, every_frame=True)
