@@ -22,8 +22,10 @@ MISIS_INFERENCE_THREADS: int = env.int("MISIS_INFERENCE_THREADS", default=0)
 # at 4 (bench/detection.py), so 1 there; a GPU gains from batches.
 MISIS_MAX_BATCH: int = env.int("MISIS_MAX_BATCH", default=1 if MISIS_DEVICE == "cpu" else 8)
 MISIS_MAX_WAIT_MS: float = env.float("MISIS_MAX_WAIT_MS", default=5.0)
-# Frames a file scenario keeps at the inference workers (live sources always keep one).
-MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=2)
+# Frames a file scenario keeps at the inference workers (live sources always keep one): one
+# more than a batch, so that when a worker takes a full batch the next frame already waits
+# (with no more than a batch it idles while the runner sends the next: bench/detection.py).
+MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=max(2, MISIS_MAX_BATCH + 1))
 # A frame whose inference worker died is sent again after this long.
 MISIS_INFERENCE_TIMEOUT: float = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
 MISIS_MOCK_DELAY_MS: float = env.float("MISIS_MOCK_DELAY_MS", default=0.0)
