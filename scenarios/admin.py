@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -76,6 +78,16 @@ class ScenarioAdmin(admin.ModelAdmin[Scenario]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    # A delete from the admin is the API's delete: the runner fenced out and stopped, the
+    # snapshots and Redis keys removed with the rows (not only the rows, as the admin would).
+    def delete_model(self, request: HttpRequest, obj: Scenario) -> None:
+        with contextlib.suppress(commands.ScenarioGone):  # deleted meanwhile: as wanted
+            commands.delete_scenario(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Scenario]) -> None:
+        for scenario in queryset.order_by("pk"):
+            self.delete_model(request, scenario)
 
     @admin.action(description="Start selected scenarios")
     def start_scenarios(self, request: HttpRequest, queryset: QuerySet[Scenario]) -> None:

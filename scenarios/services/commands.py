@@ -6,6 +6,7 @@ once that commits (``outbox``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -243,3 +244,12 @@ def scenario_purge(*, scenario_id: ScenarioId, keep_stop: bool = False) -> bool:
     if removed:
         logger.info("scenario %s: %d stored snapshot(s) removed", scenario_id, removed)
     return True
+
+
+def delete_owned_scenarios(sender: object, instance: User, **kwargs: object) -> None:
+    """A user is being deleted (the admin, ``manage.py shell``): each of their scenarios goes
+    through ``delete_scenario`` first, so that no runner, snapshot or Redis key outlives it
+    (the cascade alone would delete only the rows). Connected in scenarios/apps.py."""
+    for scenario in Scenario.objects.filter(owner_id=instance.pk).order_by("pk"):
+        with contextlib.suppress(ScenarioGone):  # deleted meanwhile
+            delete_scenario(scenario)

@@ -561,3 +561,63 @@ def test_each_list_query_is_served_by_its_index(crowded: dict[str, Any]) -> None
             assert indexes & {n.get("Index Name") for n in nodes}, shown
             assert not any(n["Node Type"] == "Seq Scan" for n in nodes), shown
             assert max(rows_touched(n) for n in nodes) <= most, shown
+
+
+# --- deletes from the admin ----------------------------------------------------------------
+
+
+def test_a_delete_from_the_admin_is_the_apis_delete(
+    django_user_model: Any, client: Any, user: Any, on_commit: Any
+) -> None:
+    """The admin's delete (one or a selection) fences the runner out and removes the
+    snapshots and Redis keys, as the API's does; the rows alone would leave them behind."""
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    running = make_scenario(Status.ACTIVE, owner=user, runner="host:1")
+    lease = Lease.acquire(running.pk, running.epoch)
+    assert lease is not None
+    store_snapshot(running, 1)
+    folder = Path(video_storage().path(snapshot_dir(running.pk)))
+    chosen = [make_scenario(Status.INACTIVE, owner=user) for _ in range(2)]
+    store_snapshot(chosen[0], 1)
+    kept = make_scenario(Status.INACTIVE, owner=user)
+
+    with on_commit():
+        answer = client.post(f"/admin/scenarios/scenario/{running.pk}/delete/", {"post": "yes"})
+    assert answer.status_code == 302
+    assert stop_requested(running.pk, running.epoch)  # the runner leaves within a frame
+    with pytest.raises(LeaseLost):
+        lease.renew()
+    assert not folder.exists()
+    assert scenario_keys_in_redis(running.pk) == [keys.stop(running.pk)]
+
+    with on_commit():
+        answer = client.post(
+            "/admin/scenarios/scenario/",
+            {
+                "action": "delete_selected",
+                "_selected_action": [str(s.pk) for s in chosen],
+                "post": "yes",
+            },
+        )
+    assert answer.status_code == 302
+    assert not Scenario.objects.filter(pk__in=[s.pk for s in chosen]).exists()
+    assert not Path(video_storage().path(snapshot_dir(chosen[0].pk))).exists()
+    assert list(Scenario.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+def test_deleting_a_user_deletes_their_scenarios_through_the_scenario_delete(
+    user: Any, other_user: Any, on_commit: Any
+) -> None:
+    running = make_scenario(Status.ACTIVE, owner=other_user, runner="host:1")
+    lease = Lease.acquire(running.pk, running.epoch)
+    assert lease is not None
+    store_snapshot(running, 1)
+    kept = make_scenario(Status.INACTIVE, owner=user)
+    with on_commit():
+        other_user.delete()
+    assert stop_requested(running.pk, running.epoch)
+    with pytest.raises(LeaseLost):
+        lease.renew()
+    assert not Path(video_storage().path(snapshot_dir(running.pk))).exists()
+    assert list(Scenario.objects.values_list("pk", flat=True)) == [kept.pk]
