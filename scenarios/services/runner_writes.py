@@ -262,29 +262,57 @@ def runner_publish_many(requests: list[PublishRequest]) -> list[str | Exception]
         cursor.execute(_publish_sql(len(requests)), values)
         found = {str(sid): (status, params) for sid, status, params in cursor.fetchall()}
     outcomes: list[str | Exception] = []
-    predictions: list[Prediction] = []
+    accepted: list[PublishRequest] = []
     for p in requests:
         if str(p.scenario_id) not in found:
             outcomes.append(_refusal(p.scenario_id, p.epoch, p.rows, p.events or []))
             continue
         status, params = found[str(p.scenario_id)]
         outcomes.append(str(status))
-        predictions.extend(
-            Prediction(
-                scenario_id=p.scenario_id,
-                epoch=p.epoch,
-                **{name: getattr(r, name) for name in PREDICTION_FIELDS},
-            )
-            for r in p.rows
-        )
+        accepted.append(p)
         if p.events:
             scenario = Scenario(pk=p.scenario_id, epoch=p.epoch, params=_json(params))
             write_events(
                 scenario=scenario, epoch=p.epoch, rows=p.events, dispatch=webhooks.dispatch
             )
-    if predictions:
-        Prediction.objects.bulk_create(predictions)
+    _insert_predictions(accepted)
     return outcomes
+
+
+# The predictions of a batch of publishes in one INSERT of one array per column: built in
+# microseconds, where Django's bulk_create compiled a row of parameters per prediction (a
+# third of a runner's CPU in a profile at 40 frames/s). created_at is the database's default.
+_PREDICTION_COLUMNS = (
+    ("scenario_id", "uuid"),
+    ("epoch", "integer"),
+    ("frame_index", "bigint"),
+    ("pts", "double precision"),
+    ("captured_at", "timestamptz"),
+    ("width", "integer"),
+    ("height", "integer"),
+    ("inference_ms", "double precision"),
+    ("boxes", "jsonb"),
+)
+assert tuple(c for c, _ in _PREDICTION_COLUMNS) == ("scenario_id", "epoch", *PREDICTION_FIELDS)
+_INSERT_PREDICTIONS = "INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})".format(
+    table=Prediction._meta.db_table,
+    names=", ".join(c for c, _ in _PREDICTION_COLUMNS),
+    arrays=", ".join(f"%s::{kind}[]" for _, kind in _PREDICTION_COLUMNS),
+)
+
+
+def _insert_predictions(accepted: list[PublishRequest]) -> None:
+    rows = [(p, r) for p in accepted for r in p.rows]
+    if not rows:
+        return
+    columns: list[list[Any]] = [
+        [str(p.scenario_id) for p, _ in rows],
+        [p.epoch for p, _ in rows],
+        *([getattr(r, name) for _, r in rows] for name in PREDICTION_FIELDS[:-1]),
+        [Jsonb(r.boxes) for _, r in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_PREDICTIONS, columns)
 
 
 def _refusal(
