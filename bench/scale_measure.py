@@ -44,12 +44,16 @@ def cpu_times(procs: list[psutil.Process]) -> dict[int, float]:
     return out
 
 
+def procs_named(*names: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] in names]
+
+
 def postgres_procs() -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] in ("postgres", "postmaster"):
-            found.append(p)
-    return found
+    return procs_named("postgres", "postmaster")
+
+
+def redis_procs() -> list[psutil.Process]:
+    return procs_named("redis-server")
 
 
 class CpuMeter:
@@ -150,6 +154,7 @@ def stack_meter(stack: Any) -> CpuMeter:
 
     groups = {n: tree(n) for n in ("runner1", "runner2", "inference", "orchestrator", "api")}
     groups["postgres"] = postgres_procs
+    groups["redis"] = redis_procs
     groups["beat"] = tree("beat")
     groups["bench"] = lambda: [psutil.Process()]
     return CpuMeter(groups)

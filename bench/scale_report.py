@@ -53,7 +53,7 @@ def failed(step: Step, timeout: float) -> bool:
 HEADER = (
     f"{'N':>4} {'held':>4} {'ramp':>5} {'lag p50':>7} {'p99':>6} {'max':>6} {'missed':>6} "
     f"{'rst':>4} {'lost':>4} {'fps':>6} {'fps/N':>5} {'runCPU r1+r2':>12} {'infCPU':>6} "
-    f"{'orchCPU':>7} {'apiCPU':>6} {'pgCPU':>5} {'sysCPU':>6} {'other':>5} "
+    f"{'orchCPU':>7} {'apiCPU':>6} {'pgCPU':>5} {'rdCPU':>5} {'sysCPU':>6} {'other':>5} "
     f"{'RSS MB':>6} {'MB/scn':>6} {'thr':>5} {'thr/scn':>7} {'dbcon':>5}"
 )
 
@@ -63,7 +63,7 @@ def print_step(step: Step, first: bool) -> None:
         print(
             "# lag in s; CPU in % of one core (this machine: "
             f"{CPU_CORES} cores = {100 * CPU_CORES}%); other = machine minus this stack, "
-            "PostgreSQL and the bench; RSS/threads: both runner processes; missed: share of "
+            "PostgreSQL, Redis (rd) and the bench; RSS/threads: both runner processes; missed: share of "
             f"heartbeat samples older than {MISSED_AFTER:g} s; held: no sample past the timeout, "
             "no restart, none lost, all active in time"
         )
@@ -77,7 +77,7 @@ def print_step(step: Step, first: bool) -> None:
         f"{step.cpu['runner1']:>5.0f}%+{step.cpu['runner2']:>4.0f}% "
         f"{step.cpu['inference']:>5.0f}% "
         f"{step.cpu['orchestrator']:>6.0f}% {step.cpu['api']:>5.0f}% "
-        f"{step.cpu['postgres']:>4.0f}% "
+        f"{step.cpu['postgres']:>4.0f}% {step.cpu['redis']:>4.0f}% "
         f"{step.cpu['system']:>5.0f}% {step.cpu['other']:>4.0f}% "
         f"{step.rss_mb:>6.0f} {step.mb_per:>6.2f} {step.threads:>5} {step.threads_per:>7.1f} "
         f"{step.db_conns_max:>5}",
