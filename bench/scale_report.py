@@ -63,8 +63,8 @@ def print_step(step: Step, first: bool) -> None:
         print(
             "# lag in s; CPU in % of one core (this machine: "
             f"{CPU_CORES} cores = {100 * CPU_CORES}%); other = machine minus this stack, "
-            "PostgreSQL, Redis (rd) and the bench; RSS/threads: both runner processes; missed: share of "
-            f"heartbeat samples older than {MISSED_AFTER:g} s; held: no sample past the timeout, "
+            "PostgreSQL, Redis (rd) and the bench; RSS/threads: both runner processes; "
+            f"missed: share of heartbeat samples older than {MISSED_AFTER:g} s; held: no sample past the timeout, "
             "no restart, none lost, all active in time"
         )
         print(HEADER)
