@@ -64,8 +64,8 @@ def print_step(step: Step, first: bool) -> None:
             "# lag in s; CPU in % of one core (this machine: "
             f"{CPU_CORES} cores = {100 * CPU_CORES}%); other = machine minus this stack, "
             "PostgreSQL, Redis (rd) and the bench; RSS/threads: both runner processes; "
-            f"missed: share of heartbeat samples older than {MISSED_AFTER:g} s; held: no sample past the timeout, "
-            "no restart, none lost, all active in time"
+            f"missed: share of heartbeat samples older than {MISSED_AFTER:g} s; "
+            "held: no sample past the timeout, no restart, none lost, all active in time"
         )
         print(HEADER)
     lags = step.lags
