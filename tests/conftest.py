@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from pytest_django import Settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from misis.redis_client import get_redis
 from runner.samples import write_people_video, write_sample_video
 
-User = get_user_model()
+UserModel = get_user_model()
 
 
 @pytest.fixture(autouse=True)
@@ -44,26 +45,26 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _video_root_setting(video_root: Path, settings: pytest.FixtureRequest) -> None:
-    settings.MISIS_VIDEO_ROOT = video_root  # type: ignore[attr-defined]
+def _video_root_setting(video_root: Path, settings: Settings) -> None:
+    settings.MISIS_VIDEO_ROOT = video_root
 
 
 @pytest.fixture
-def user(db: None) -> Any:
-    return User.objects.create_user(username="alice", password="x")
+def user(db: None) -> User:
+    return UserModel.objects.create_user(username="alice", password="x")
 
 
 @pytest.fixture
-def other_user(db: None) -> Any:
-    return User.objects.create_user(username="bob", password="x")
+def other_user(db: None) -> User:
+    return UserModel.objects.create_user(username="bob", password="x")
 
 
 @pytest.fixture
-def staff_user(db: None) -> Any:
-    return User.objects.create_user(username="ops", password="x", is_staff=True)
+def staff_user(db: None) -> User:
+    return UserModel.objects.create_user(username="ops", password="x", is_staff=True)
 
 
-def client_for(user: Any) -> APIClient:
+def client_for(user: User) -> APIClient:
     token, _ = Token.objects.get_or_create(user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -71,17 +72,17 @@ def client_for(user: Any) -> APIClient:
 
 
 @pytest.fixture
-def api(user: object) -> APIClient:
+def api(user: User) -> APIClient:
     return client_for(user)
 
 
 @pytest.fixture
-def other_api(other_user: object) -> APIClient:
+def other_api(other_user: User) -> APIClient:
     return client_for(other_user)
 
 
 @pytest.fixture
-def staff_api(staff_user: object) -> APIClient:
+def staff_api(staff_user: User) -> APIClient:
     return client_for(staff_user)
 
 

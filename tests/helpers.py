@@ -3,6 +3,13 @@ child processes and ports: testbed/processes.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from ipaddress import IPv4Network, IPv6Network
+from typing import cast
+
+from django.http import HttpResponseBase, StreamingHttpResponse
+from rest_framework.authtoken.models import Token
+
 from runner.sources import Frame, VideoSource
 
 
@@ -12,3 +19,24 @@ def read_all(source: VideoSource) -> list[Frame]:
     while (frame := source.read()) is not None:
         frames.append(frame)
     return frames
+
+
+def streamed_body(response: HttpResponseBase) -> bytes:
+    """The whole body of a streamed response (a static file WhiteNoise serves, say)."""
+    assert isinstance(response, StreamingHttpResponse), type(response)
+    return b"".join(cast(Iterator[bytes], response.streaming_content))
+
+
+def token_key(token: Token) -> str:
+    """A token's key (DRF's stub declares the field without its type, so it reads as Any)."""
+    return cast(str, token.key)
+
+
+def subnet_of(inner: IPv4Network | IPv6Network, outer: IPv4Network | IPv6Network) -> bool:
+    """``inner.subnet_of(outer)``: typeshed takes only a network of the same version there, and
+    at run time two versions raise TypeError, as here."""
+    if isinstance(inner, IPv4Network) and isinstance(outer, IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, IPv6Network) and isinstance(outer, IPv6Network):
+        return inner.subnet_of(outer)
+    raise TypeError(f"{inner} and {outer} are not of the same version")

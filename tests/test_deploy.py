@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helpers import subnet_of
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
@@ -215,7 +217,7 @@ def test_sources_may_not_name_an_internal_service_or_subnet(config: dict[str, An
         entries = [e.strip() for e in env["MISIS_SOURCE_DENY"].split(",")]
         denied = [ipaddress.ip_network(e) for e in entries if re.fullmatch(r"[\d.:/a-f]+", e)]
         for subnet in subnets:
-            assert any(subnet.subnet_of(d) for d in denied if d.version == subnet.version), (
+            assert any(subnet_of(subnet, d) for d in denied if d.version == subnet.version), (
                 name,
                 subnet,
             )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from misis import redis_client
@@ -108,7 +109,8 @@ def test_health_does_not_scan_the_keyspace() -> None:
 
     def watch() -> None:
         # MONITOR lists every command the server runs: keep this database's, up to the marker.
-        with r.monitor() as monitor:
+        # redis-py leaves Redis.monitor() and its Monitor unannotated.
+        with r.monitor() as monitor:  # type: ignore[no-untyped-call]
             ready.set()
             for entry in monitor.listen():
                 if entry.get("db") != db:
@@ -137,7 +139,7 @@ def test_health_does_not_scan_the_keyspace() -> None:
 
 
 @pytest.fixture
-def redis_down(settings: Any) -> Iterator[None]:
+def redis_down(settings: Settings) -> Iterator[None]:
     """Point the process at a port where no Redis listens, with no cached client."""
     redis_client._clients.clear()
     settings.REDIS_URL = "redis://127.0.0.1:1/0"

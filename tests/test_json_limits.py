@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
+from pytest_django import Settings
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import APIException
 from rest_framework.test import APIClient
@@ -36,10 +38,13 @@ def padded(body: dict[str, Any], size: int) -> bytes:
 
 
 def post_raw(client: APIClient, url: str, body: bytes) -> Any:
-    return client.generic("POST", url, body, content_type="application/json")
+    # DRF's stub types `data` as str; Django's RequestFactory.generic takes bytes as they are.
+    return client.generic("POST", url, body, content_type="application/json")  # type: ignore[arg-type]
 
 
-def test_a_body_over_the_limit_is_413_and_creates_nothing(api: APIClient, settings: Any) -> None:
+def test_a_body_over_the_limit_is_413_and_creates_nothing(
+    api: APIClient, settings: Settings
+) -> None:
     assert settings.MISIS_JSON_MAX_BYTES == MIB  # the default
     body = padded({"source": "short.mp4"}, 2 * MIB)
 
@@ -55,7 +60,7 @@ def test_a_body_over_the_limit_is_413_and_creates_nothing(api: APIClient, settin
     assert Scenario.objects.count() == 1
 
 
-def test_a_body_at_the_limit_is_taken(api: APIClient, settings: Any) -> None:
+def test_a_body_at_the_limit_is_taken(api: APIClient, settings: Settings) -> None:
     settings.MISIS_JSON_MAX_BYTES = 4096
     assert post_raw(api, "/scenario/", padded({"source": "short.mp4"}, 4096)).status_code == 201
     resp = post_raw(api, "/scenario/", padded({"source": "short.mp4"}, 4097))
@@ -63,7 +68,9 @@ def test_a_body_at_the_limit_is_taken(api: APIClient, settings: Any) -> None:
     assert Scenario.objects.count() == 1
 
 
-def test_a_command_body_over_the_limit_is_413(api: APIClient, user: object, settings: Any) -> None:
+def test_a_command_body_over_the_limit_is_413(
+    api: APIClient, user: User, settings: Settings
+) -> None:
     settings.MISIS_JSON_MAX_BYTES = 1024
     scenario = make_scenario(owner=user)
     resp = post_raw(api, f"/scenario/{scenario.pk}/", padded({"status": "init_shutdown"}, 2048))
@@ -72,7 +79,7 @@ def test_a_command_body_over_the_limit_is_413(api: APIClient, user: object, sett
     assert scenario.status == "init_startup"
 
 
-def test_a_lying_content_length_is_caught_while_reading(settings: Any) -> None:
+def test_a_lying_content_length_is_caught_while_reading(settings: Settings) -> None:
     """The parser reads at most the limit + 1 bytes, whatever Content-Length says."""
     settings.MISIS_JSON_MAX_BYTES = 1024
     stream = io.BytesIO(padded({"source": "short.mp4"}, 50 * 1024))
@@ -91,7 +98,7 @@ def test_deep_nesting_is_400_with_a_clear_message(api: APIClient) -> None:
         resp = post_raw(api, "/scenario/", body.encode())
         assert resp.status_code == 400, resp.content[:200]
         assert "nested deeper than 32" in resp.json()["detail"], resp.json()
-    params = {"source": "short.mp4", "params": {"classes": [[[[[[["x"]]]]]]]}}
+    params: dict[str, Any] = {"source": "short.mp4", "params": {"classes": [[[[[[["x"]]]]]]]}}
     deep: Any = "x"
     for _ in range(40):
         deep = [deep]
@@ -142,7 +149,7 @@ def read_response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def test_a_huge_claimed_length_is_refused_from_the_headers(live_server: Any, user: object) -> None:
+def test_a_huge_claimed_length_is_refused_from_the_headers(live_server: Any, user: User) -> None:
     """Past what the server would read and throw away, the refusal comes from the headers
     alone: the client gets its 413 without sending the body."""
     key = Token.objects.get_or_create(user=user)[0].key
@@ -162,7 +169,7 @@ def test_a_huge_claimed_length_is_refused_from_the_headers(live_server: Any, use
 
 @pytest.mark.django_db(transaction=True)
 def test_a_client_that_sends_all_20_mib_before_reading_gets_the_413(
-    user: object, tmp_path: Path
+    user: User, tmp_path: Path
 ) -> None:
     """A plain client (no Expect: 100-continue) writes the whole body, then reads. gunicorn
     closes a connection whose body the app left unread, so such a client would see a broken

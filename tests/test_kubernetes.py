@@ -22,6 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.helpers import subnet_of
+
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "kubernetes"
 TARGETS = ["base", "overlays/cpu", "overlays/gpu", "gpu+components"]
@@ -276,8 +278,8 @@ def test_runners_reach_dns_postgres_redis_and_outside_only(docs: list[dict[str, 
                         continue
                     # Only a range wholly inside a private one may be named (a camera network,
                     # components/camera-networks); 0.0.0.0/0 must except every internal range.
-                    covers = cidr.supernet_of(internal)
-                    assert not covers or any(internal.subnet_of(e) for e in excepted), (
+                    covers = subnet_of(internal, cidr)  # cidr.supernet_of(internal)
+                    assert not covers or any(subnet_of(internal, e) for e in excepted), (
                         cidr,
                         internal,
                     )

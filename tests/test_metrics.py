@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from misis import metrics
@@ -21,7 +22,7 @@ def parse(text: str) -> dict[str, float]:
     return out
 
 
-def test_metrics_render_counters_histograms_and_gauges(staff_api: APIClient, user) -> None:
+def test_metrics_render_counters_histograms_and_gauges(staff_api: APIClient, user: User) -> None:
     make_scenario(Status.ACTIVE, owner=user)
     make_scenario(Status.INACTIVE, owner=user)
     metrics.record({"frames_read": 10, "frames_analysed": 8, "frames_dropped": 2})

@@ -7,11 +7,12 @@ answers of the API, so that code and documentation cannot drift apart unnoticed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from scenarios.analytics_params import ANALYTICS_KEYS, MAX_POLYGON_POINTS, MAX_SECRET, MIN_SECRET
@@ -49,11 +50,11 @@ BOX_FIELDS = {"label", "class_id", "confidence", "x1", "y1", "x2", "y2"}
 def schema() -> dict[str, Any]:
     response = Client().get(SCHEMA_URL)
     assert response.status_code == 200, response.content
-    return response.json()
+    return cast("dict[str, Any]", response.json())
 
 
 def component(schema: dict[str, Any], name: str) -> dict[str, Any]:
-    return schema["components"]["schemas"][name]
+    return cast("dict[str, Any]", schema["components"]["schemas"][name])
 
 
 def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +276,7 @@ def test_prediction_page_component_is_what_the_api_returns(
 
 
 def test_video_upload_is_documented_as_the_api_answers(
-    schema: dict[str, Any], api: APIClient, video_root: Path, tmp_path: Path, settings: Any
+    schema: dict[str, Any], api: APIClient, video_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     settings.MISIS_VIDEO_ROOT = tmp_path
     operation = schema["paths"]["/video/"]["post"]

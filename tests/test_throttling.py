@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
+from django.contrib.auth.models import User
+from pytest_django import Settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
+
+if TYPE_CHECKING:
+    from django.http import HttpResponseBase
+    from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_user_over_the_rate_gets_429(api: APIClient, other_api: APIClient, monkeypatch) -> None:
+def test_a_user_over_the_rate_gets_429(
+    api: APIClient, other_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "3/min"})
     codes = [
         api.get("/scenario/00000000-0000-0000-0000-000000000000/").status_code for _ in range(4)
@@ -22,7 +32,7 @@ def test_a_user_over_the_rate_gets_429(api: APIClient, other_api: APIClient, mon
     assert other_api.get("/scenario/00000000-0000-0000-0000-000000000000/").status_code == 404
 
 
-def test_health_is_never_throttled(monkeypatch) -> None:
+def test_health_is_never_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "1/min", "anon": "1/min"})
     client = APIClient()
     assert [client.get("/health/").status_code for _ in range(3)] == [200, 200, 200]
@@ -37,7 +47,9 @@ def test_x_forwarded_for_is_ignored_by_default() -> None:
     assert api_settings.NUM_PROXIES == 0
 
 
-def test_spoofing_x_forwarded_for_does_not_dodge_the_anon_throttle(monkeypatch) -> None:
+def test_spoofing_x_forwarded_for_does_not_dodge_the_anon_throttle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "3/min"})
     client = APIClient()
     codes = [
@@ -49,7 +61,9 @@ def test_spoofing_x_forwarded_for_does_not_dodge_the_anon_throttle(monkeypatch) 
     assert client.get("/api/docs/", REMOTE_ADDR="198.51.100.7").status_code == 200
 
 
-def test_behind_one_proxy_the_address_it_saw_counts(monkeypatch, settings) -> None:
+def test_behind_one_proxy_the_address_it_saw_counts(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "3/min"})
     client = APIClient()  # REMOTE_ADDR 127.0.0.1: the proxy
@@ -66,11 +80,13 @@ def test_behind_one_proxy_the_address_it_saw_counts(monkeypatch, settings) -> No
 # --- /admin/login/: MISIS_THROTTLE_LOGIN per client address and per username --------------------
 
 
-def login(client, username: str, password: str = "wrong", **extra):
+def login(client: Client, username: str, password: str = "wrong", **extra: Any) -> HttpResponseBase:
     return client.post("/admin/login/", {"username": username, "password": password}, **extra)
 
 
-def test_admin_login_attempts_are_throttled_per_address(settings, staff_user) -> None:
+def test_admin_login_attempts_are_throttled_per_address(
+    settings: Settings, staff_user: User
+) -> None:
     from django.test import Client
 
     settings.MISIS_THROTTLE_LOGIN = "3/min"
@@ -91,7 +107,9 @@ def test_admin_login_attempts_are_throttled_per_address(settings, staff_user) ->
     assert other.session["_auth_user_id"] == str(staff_user.pk)
 
 
-def test_admin_login_attempts_are_throttled_per_username(settings, staff_user) -> None:
+def test_admin_login_attempts_are_throttled_per_username(
+    settings: Settings, staff_user: User
+) -> None:
     from django.test import Client
 
     settings.MISIS_THROTTLE_LOGIN = "3/min"
@@ -101,5 +119,5 @@ def test_admin_login_attempts_are_throttled_per_username(settings, staff_user) -
     assert login(Client(REMOTE_ADDR="198.51.100.50"), "bob").status_code == 200
 
 
-def test_the_default_login_rate(settings) -> None:
+def test_the_default_login_rate(settings: Settings) -> None:
     assert settings.MISIS_THROTTLE_LOGIN == "10/min"

@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect, sync_playwright
 
 from scenarios.models import Scenario
@@ -57,7 +58,7 @@ def card_value(page: Page, sid: str, cls: str) -> str:
 
 
 def test_operator_logs_in_creates_watches_and_stops_a_scenario(
-    live: Stack, live_server: Any, django_user_model: Any, tmp_path: Path
+    live: Stack, live_server: Any, django_user_model: type[User], tmp_path: Path
 ) -> None:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(

@@ -12,17 +12,22 @@ import html
 import json
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from pytest_django import Settings
+from rest_framework.test import APIClient
 
 from dashboard.forms import flat_errors
 from scenarios.models import Event, OutboxMessage, Prediction, Scenario, Status
 from sources.models import Upload
 from tests.factories import make_event, make_prediction, make_scenario
+from tests.helpers import streamed_body
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +37,7 @@ ZONES_AND_LINES = {
 }
 
 
-def logged_in(user: Any, *, csrf: bool = False) -> Client:
+def logged_in(user: User, *, csrf: bool = False) -> Client:
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
     return client
@@ -60,7 +65,7 @@ def test_logged_out_pages_redirect_to_the_login(url: str) -> None:
     assert resp["Location"] == f"/login/?next={url}"
 
 
-def test_logged_out_commands_change_nothing(user) -> None:
+def test_logged_out_commands_change_nothing(user: User) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     resp = Client().post(f"/dashboard/{scenario.pk}/stop/")
     assert resp.status_code == 302 and resp["Location"].startswith("/login/")
@@ -71,7 +76,7 @@ def test_logged_out_commands_change_nothing(user) -> None:
     assert Scenario.objects.count() == 1
 
 
-def test_login_with_a_password_opens_the_dashboard(user) -> None:
+def test_login_with_a_password_opens_the_dashboard(user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     page = client.get("/login/")
     assert page.status_code == 200
@@ -90,27 +95,27 @@ def test_login_with_a_password_opens_the_dashboard(user) -> None:
     "next_url",
     ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"],
 )
-def test_login_never_redirects_off_site(user, next_url: str) -> None:
+def test_login_never_redirects_off_site(user: User, next_url: str) -> None:
     resp = Client().post("/login/", {"username": "alice", "password": "x", "next": next_url})
     assert resp.status_code == 302
     assert resp["Location"] == "/"
 
 
-def test_login_without_csrf_token_is_refused(user) -> None:
+def test_login_without_csrf_token_is_refused(user: User) -> None:
     client = Client(enforce_csrf_checks=True)
     resp = client.post("/login/", {"username": "alice", "password": "x"})
     assert resp.status_code == 403
     assert client.get("/").status_code == 302
 
 
-def test_wrong_password_shows_the_form_again(user) -> None:
+def test_wrong_password_shows_the_form_again(user: User) -> None:
     resp = Client().post("/login/", {"username": "alice", "password": "wrong"})
     assert resp.status_code == 200
     assert b"did not match" in resp.content
     assert "_auth_user_id" not in Client().session
 
 
-def test_login_attempts_are_throttled(settings, user) -> None:
+def test_login_attempts_are_throttled(settings: Settings, user: User) -> None:
     settings.MISIS_THROTTLE_LOGIN = "3/min"
     client = Client()
     codes = [
@@ -125,7 +130,7 @@ def test_login_attempts_are_throttled(settings, user) -> None:
     assert client.get("/").status_code == 302
 
 
-def test_logout_is_a_post_with_csrf(user) -> None:
+def test_logout_is_a_post_with_csrf(user: User) -> None:
     client = logged_in(user, csrf=True)
     assert client.get("/logout/").status_code == 405
     assert client.post("/logout/").status_code == 403  # no token
@@ -138,7 +143,9 @@ def test_logout_is_a_post_with_csrf(user) -> None:
 # --- the grid -----------------------------------------------------------------------------------
 
 
-def test_a_user_sees_own_scenarios_and_staff_see_all(user, other_user, staff_user) -> None:
+def test_a_user_sees_own_scenarios_and_staff_see_all(
+    user: User, other_user: User, staff_user: User
+) -> None:
     mine = make_scenario(owner=user, name="mine-cam")
     theirs = make_scenario(owner=other_user, name="their-cam")
     page = logged_in(user).get("/").content.decode()
@@ -150,7 +157,7 @@ def test_a_user_sees_own_scenarios_and_staff_see_all(user, other_user, staff_use
     assert {s["id"] for s in staff["scenarios"]} == {str(mine.pk), str(theirs.pk)}
 
 
-def test_state_has_what_a_card_shows(user) -> None:
+def test_state_has_what_a_card_shows(user: User) -> None:
     scenario = make_scenario(
         Status.ACTIVE,
         owner=user,
@@ -179,7 +186,7 @@ def test_state_has_what_a_card_shows(user) -> None:
     assert "line entry: in 3, out 1" in page
 
 
-def test_the_grid_costs_the_same_queries_for_one_card_or_many(user) -> None:
+def test_the_grid_costs_the_same_queries_for_one_card_or_many(user: User) -> None:
     client = logged_in(user)
     make_scenario(owner=user)
 
@@ -194,7 +201,7 @@ def test_the_grid_costs_the_same_queries_for_one_card_or_many(user) -> None:
     assert {url: queries(url) for url in one} == one
 
 
-def test_user_text_is_escaped_and_credentials_redacted(user) -> None:
+def test_user_text_is_escaped_and_credentials_redacted(user: User) -> None:
     name = '<script>alert("name")</script>'
     error = "<img src=x onerror=alert(1)> could not open"
     make_scenario(
@@ -217,7 +224,9 @@ def test_user_text_is_escaped_and_credentials_redacted(user) -> None:
     assert "hunter2" not in state
 
 
-def test_source_choices_are_samples_and_own_uploads(user, other_user, video_root) -> None:
+def test_source_choices_are_samples_and_own_uploads(
+    user: User, other_user: User, video_root: Path
+) -> None:
     (video_root / "uploads").mkdir(exist_ok=True)
     Upload.objects.create(owner=user, source="uploads/mine.mp4", size=1)
     Upload.objects.create(owner=other_user, source="uploads/theirs.mp4", size=1)
@@ -231,7 +240,7 @@ def test_source_choices_are_samples_and_own_uploads(user, other_user, video_root
 # --- create -------------------------------------------------------------------------------------
 
 
-def test_create_with_zones_lines_and_the_convenience_fields(user) -> None:
+def test_create_with_zones_lines_and_the_convenience_fields(user: User) -> None:
     client = logged_in(user)
     resp = create(
         client,
@@ -281,7 +290,7 @@ def test_create_with_zones_lines_and_the_convenience_fields(user) -> None:
     ],
 )
 def test_bad_input_gets_the_apis_message_and_creates_nothing(
-    user, api, fields: dict[str, str], api_body: dict[str, Any], field: str
+    user: User, api: APIClient, fields: dict[str, str], api_body: dict[str, Any], field: str
 ) -> None:
     api_resp = api.post("/scenario/", api_body, format="json")
     assert api_resp.status_code == 400
@@ -303,7 +312,7 @@ def test_bad_input_gets_the_apis_message_and_creates_nothing(
         assert f'value="{html.escape(fields["source"])}"' in page
 
 
-def test_params_that_are_not_json_are_refused(user) -> None:
+def test_params_that_are_not_json_are_refused(user: User) -> None:
     resp = create(logged_in(user), params='{"zones": [')
     assert resp.status_code == 400
     assert Scenario.objects.count() == 0
@@ -311,14 +320,14 @@ def test_params_that_are_not_json_are_refused(user) -> None:
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 50_000, "[" * 33 + "]" * 33])
-def test_params_nested_too_deep_are_refused_not_a_500(user, text: str) -> None:
+def test_params_nested_too_deep_are_refused_not_a_500(user: User, text: str) -> None:
     resp = create(logged_in(user), params=text)
     assert resp.status_code == 400
     assert Scenario.objects.count() == 0
     assert 'data-field="params">arrays and objects nested deeper than 32' in resp.content.decode()
 
 
-def test_create_without_csrf_token_is_refused(user) -> None:
+def test_create_without_csrf_token_is_refused(user: User) -> None:
     client = logged_in(user, csrf=True)
     resp = client.post("/", {"source": "short.mp4"})
     assert resp.status_code == 403
@@ -328,7 +337,7 @@ def test_create_without_csrf_token_is_refused(user) -> None:
     assert Scenario.objects.count() == 1
 
 
-def test_create_over_the_quota_says_so(settings, user) -> None:
+def test_create_over_the_quota_says_so(settings: Settings, user: User) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
     client = logged_in(user)
     assert create(client).status_code == 302
@@ -338,7 +347,9 @@ def test_create_over_the_quota_says_so(settings, user) -> None:
     assert Scenario.objects.count() == 1
 
 
-def test_another_users_upload_is_not_a_source(user, other_user, video_root) -> None:
+def test_another_users_upload_is_not_a_source(
+    user: User, other_user: User, video_root: Path
+) -> None:
     (video_root / "uploads").mkdir(exist_ok=True)
     (video_root / "uploads" / "theirs.mp4").write_bytes(b"x")
     Upload.objects.create(owner=other_user, source="uploads/theirs.mp4", size=1)
@@ -350,7 +361,7 @@ def test_another_users_upload_is_not_a_source(user, other_user, video_root) -> N
 # --- stop and start -----------------------------------------------------------------------------
 
 
-def test_stop_and_start_go_through_the_commands(user) -> None:
+def test_stop_and_start_go_through_the_commands(user: User) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     client = logged_in(user)
     resp = client.post(f"/dashboard/{scenario.pk}/stop/")
@@ -367,7 +378,7 @@ def test_stop_and_start_go_through_the_commands(user) -> None:
     assert inactive.status == Status.INIT_STARTUP and inactive.epoch == epoch + 1
 
 
-def test_a_command_the_state_machine_refuses_is_shown(user) -> None:
+def test_a_command_the_state_machine_refuses_is_shown(user: User) -> None:
     scenario = make_scenario(Status.IN_SHUTDOWN_PROCESSING, owner=user)
     client = logged_in(user)
     resp = client.post(f"/dashboard/{scenario.pk}/start/", follow=True)
@@ -379,7 +390,9 @@ def test_a_command_the_state_machine_refuses_is_shown(user) -> None:
 
 
 @pytest.mark.parametrize("action", ["stop", "start", "delete"])
-def test_another_users_scenario_is_a_404_on_every_action(user, other_user, action: str) -> None:
+def test_another_users_scenario_is_a_404_on_every_action(
+    user: User, other_user: User, action: str
+) -> None:
     theirs = make_scenario(Status.ACTIVE, owner=other_user)
     idle = make_scenario(Status.INACTIVE, owner=other_user)
     client = logged_in(user)
@@ -395,7 +408,7 @@ def test_another_users_scenario_is_a_404_on_every_action(user, other_user, actio
     assert (absent.status_code, absent.content) == (404, mine.content)
 
 
-def test_staff_may_stop_anyones_scenario(staff_user, other_user) -> None:
+def test_staff_may_stop_anyones_scenario(staff_user: User, other_user: User) -> None:
     theirs = make_scenario(Status.ACTIVE, owner=other_user)
     assert logged_in(staff_user).post(f"/dashboard/{theirs.pk}/stop/").status_code == 302
     theirs.refresh_from_db()
@@ -403,7 +416,7 @@ def test_staff_may_stop_anyones_scenario(staff_user, other_user) -> None:
 
 
 @pytest.mark.parametrize("action", ["stop", "start", "delete"])
-def test_commands_are_post_only_and_need_the_csrf_token(user, action: str) -> None:
+def test_commands_are_post_only_and_need_the_csrf_token(user: User, action: str) -> None:
     scenario = make_scenario(Status.INACTIVE if action == "start" else Status.ACTIVE, owner=user)
     client = logged_in(user, csrf=True)
     assert client.get(f"/dashboard/{scenario.pk}/{action}/").status_code == 405
@@ -421,7 +434,9 @@ def test_commands_are_post_only_and_need_the_csrf_token(user, action: str) -> No
         assert scenario.status != before
 
 
-def test_the_dashboards_static_files_are_collected_and_served(tmp_path, settings) -> None:
+def test_the_dashboards_static_files_are_collected_and_served(
+    tmp_path: Path, settings: Settings
+) -> None:
     """What run.sh does (collectstatic; WhiteNoise serves): no CDN, no build step."""
     from django.core.management import call_command
 
@@ -430,7 +445,7 @@ def test_the_dashboards_static_files_are_collected_and_served(tmp_path, settings
     for name in ("dashboard.js", "dashboard.css"):
         resp = Client().get(f"/static/dashboard/{name}")
         assert resp.status_code == 200, name
-        body = b"".join(resp.streaming_content).decode()
+        body = streamed_body(resp).decode()
         assert "http://" not in body and "https://" not in body
 
 
@@ -438,7 +453,7 @@ def test_the_dashboards_static_files_are_collected_and_served(tmp_path, settings
 
 
 @pytest.mark.parametrize("status", [Status.ACTIVE, Status.INACTIVE])
-def test_delete_removes_the_scenario_with_its_predictions(user, status: str) -> None:
+def test_delete_removes_the_scenario_with_its_predictions(user: User, status: str) -> None:
     scenario = make_scenario(status, owner=user, name="doomed")
     make_prediction(scenario, 0)
     make_event(scenario, 1)
@@ -455,7 +470,7 @@ def test_delete_removes_the_scenario_with_its_predictions(user, status: str) -> 
     assert client.post(f"/dashboard/{scenario.pk}/delete/").status_code == 404
 
 
-def test_staff_may_delete_anyones_scenario(staff_user, other_user) -> None:
+def test_staff_may_delete_anyones_scenario(staff_user: User, other_user: User) -> None:
     theirs = make_scenario(Status.INACTIVE, owner=other_user)
     assert logged_in(staff_user).post(f"/dashboard/{theirs.pk}/delete/").status_code == 302
     assert not Scenario.objects.filter(pk=theirs.pk).exists()

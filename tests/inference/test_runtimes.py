@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from pytest_django import Settings
 
 from inference.backends import choose_runtime, load_backend
 from inference.backends.base import Box, DetectOptions
@@ -37,6 +38,11 @@ def iou(a: Box, b: Box) -> float:
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
     union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
     return inter / union
+
+
+def closest(boxes: list[Box], box: Box) -> Box:
+    """The box of ``boxes`` that overlaps ``box`` most."""
+    return max(boxes, key=lambda b: iou(b, box))
 
 
 def photo(name: str) -> np.ndarray:
@@ -80,7 +86,7 @@ def test_the_bare_runtime_finds_the_same_boxes_as_torch(
         [got] = runtime_backend.predict([frame], [opts])
         assert len(got) == len(want), (want, got)
         for w in want:
-            best = max(got, key=lambda g, w=w: iou(g, w))
+            best = closest(got, w)
             assert best.label == w.label and best.class_id == w.class_id
             assert iou(best, w) > 0.95, (w, best)
             assert abs(best.confidence - w.confidence) < 0.02, (w, best)
@@ -202,7 +208,7 @@ def test_auto_picks_openvino_on_a_cpu_and_names_what_is_wrong() -> None:
 
 
 def test_a_model_that_cannot_load_says_so_in_the_log_and_health(
-    settings, caplog, tmp_path: Path
+    settings: Settings, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")

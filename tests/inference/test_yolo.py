@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pytest_django import Settings
 
 from inference.backends import load_backend
 from inference.backends.base import Box, DetectOptions
@@ -90,7 +91,9 @@ def test_onnx_export_beside_the_weights_runs_without_torch_weights() -> None:
     assert len([b for b in boxes if b.label == "Normal"]) >= 3
 
 
-def test_load_backend_uses_yolo_and_falls_back_loudly(settings, caplog) -> None:
+def test_load_backend_uses_yolo_and_falls_back_loudly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     settings.MISIS_INFERENCE_BACKEND = "mock"
     backend, reason = load_backend()
     assert (backend.name, reason) == ("mock", None)

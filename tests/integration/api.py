@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from rest_framework.test import APIClient
 
@@ -22,7 +22,10 @@ def create(client: APIClient, source: str, **params: object) -> str:
 
 
 def wait_status(client: APIClient, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(lambda: (d := get(client, sid))["status"] == status and d, timeout, what=status)
+    return cast(
+        "dict[str, Any]",
+        wait_for(lambda: (d := get(client, sid))["status"] == status and d, timeout, what=status),
+    )
 
 
 def stop(client: APIClient, sid: str, timeout: float = 20) -> dict[str, Any]:

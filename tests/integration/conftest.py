@@ -15,7 +15,7 @@ def _stack(
     blocker: Any = request.getfixturevalue("django_db_blocker")
     logs = tmp.mktemp("stack-logs")
     with blocker.unblock():
-        s = Stack(logs, video_root, **env)
+        s = Stack(logs, video_root, api_port=None, **env)
     try:
         s.start_all()  # inside: a start that times out still stops what it started
         yield s

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from runner.samples import write_walker_video
@@ -44,7 +45,7 @@ def walker(video_root: Path) -> str:
 
 
 @pytest.fixture
-def client(yolo_stack: Stack, transactional_db: None, django_user_model: Any) -> APIClient:
+def client(yolo_stack: Stack, transactional_db: None, django_user_model: type[User]) -> APIClient:
     yolo_stack.ensure_running()
     return client_for(django_user_model.objects.create_user(username="analytics"))
 

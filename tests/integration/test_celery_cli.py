@@ -15,9 +15,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction, Scenario
@@ -33,7 +36,7 @@ HOST = socket.gethostname()
 
 
 @pytest.fixture
-def client(live: Stack, django_user_model) -> APIClient:
+def client(live: Stack, django_user_model: type[User]) -> APIClient:
     return client_for(django_user_model.objects.create_user(username="cli"))
 
 
@@ -43,7 +46,7 @@ def undrained(live: Stack) -> Iterator[Stack]:
     # A runner started again by `live` may still be booting (its log, appended to across
     # restarts, already says "ready"): a start sent now would wait past its deadline.
     for name in ("runner1", "runner2"):
-        wait_for(lambda n=name: consumes_runner(n), 60, what=f"{name} consumes the runner queue")
+        wait_for(partial(consumes_runner, name), 60, what=f"{name} consumes the runner queue")
     yield live
     for name in ("runner1", "runner2"):
         if live.procs[name].poll() is None:
@@ -170,7 +173,11 @@ def test_shutdown_hands_scenarios_over_and_the_worker_exits(
     assert {runner_of(live, client, sid) for sid in sids} == {"runner1"}
     undrain(live, "runner2")
     for sid in sids:
-        wait_for(lambda s=sid: get(client, s)["frames_processed"] > 10, 20, what="progress")
+
+        def progressed(s: str = sid) -> bool:
+            return bool(get(client, s)["frames_processed"] > 10)
+
+        wait_for(progressed, 20, what="progress")
     before = {sid: get(client, sid) for sid in sids}
     victim = live.procs["runner1"]
     logged = len(live.log("runner1"))  # the log is appended to across restarts
@@ -187,12 +194,16 @@ def test_shutdown_hands_scenarios_over_and_the_worker_exits(
         assert "No nodes replied" in out, out
 
     for sid in sids:
-        moved = wait_for(
-            lambda s=sid: (
+
+        def moved_on(s: str = sid) -> Any:  # False, or the scenario on its new runner
+            return (
                 (d := get(client, s))["status"] == "active"
                 and d["runner"] not in (None, before[s]["runner"])
                 and d
-            ),
+            )
+
+        moved = wait_for(
+            moved_on,
             20,
             what=f"hand-over of {sid}",
         )
@@ -208,8 +219,12 @@ def test_shutdown_hands_scenarios_over_and_the_worker_exits(
 
     for sid in sids:
         epoch = before[sid]["epoch"] + 1
+
+        def progressed_again(s: str = sid, e: int = epoch) -> bool:
+            return Prediction.objects.filter(scenario_id=s, epoch=e).count() > 10
+
         wait_for(
-            lambda s=sid, e=epoch: Prediction.objects.filter(scenario_id=s, epoch=e).count() > 10,
+            progressed_again,
             20,
             what="progress after the hand-over",
         )

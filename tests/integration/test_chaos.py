@@ -25,9 +25,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import OperationalError, connection
 from django.db.utils import InterfaceError
 
@@ -68,6 +70,15 @@ def db(fn: Callable[[], Any], tries: int = 50) -> Any:
     return fn()
 
 
+def frames_of(sid: str) -> list[tuple[int, int]]:
+    """(frame_index, epoch) of each prediction of a scenario, in frame order."""
+    return list(
+        Prediction.objects.filter(scenario_id=sid)
+        .order_by("frame_index")
+        .values_list("frame_index", "epoch")
+    )
+
+
 def events(sid: str) -> list[tuple[Any, ...]]:
     return list(
         Event.objects.filter(scenario_id=sid)
@@ -105,7 +116,7 @@ class Monitor(threading.Thread):
             connection.close()
 
 
-def test_chaos(live: Stack, django_user_model) -> None:
+def test_chaos(live: Stack, django_user_model: type[User]) -> None:
     rng = random.Random(SEED)
     owner = django_user_model.objects.create_user(username="chaos")
     # The reference: the same file with the same params, undisturbed.
@@ -198,19 +209,13 @@ def test_chaos(live: Stack, django_user_model) -> None:
     print("\ninjected:", *injected, sep="\n  ")
     held = []
     for sid in files:
-        s = db(lambda sid=sid: Scenario.objects.get(pk=sid))
-        frames = db(
-            lambda sid=sid: list(
-                Prediction.objects.filter(scenario_id=sid)
-                .order_by("frame_index")
-                .values_list("frame_index", "epoch")
-            )
-        )
+        s = db(partial(Scenario.objects.get, pk=sid))
+        frames = db(partial(frames_of, sid))
         assert s.stop_reason == "end_of_stream", (sid, s.stop_reason, s.error)
         assert [f for f, _ in frames] == list(range(FILE_FRAMES)), sid  # once each, no gap
         epochs = [e for _, e in frames]
         assert epochs == sorted(epochs), f"{sid}: a stale runner published after a newer one"
-        found = db(lambda sid=sid: events(sid))
+        found = db(partial(events, sid))
         assert [row[0] for row in found] == list(range(1, len(found) + 1)), sid
         keys = [(track, kind, zone, line, frame) for _, kind, zone, line, _, track, frame in found]
         assert len(set(keys)) == len(keys), f"{sid}: an event written twice"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from misis import keys
@@ -27,7 +28,7 @@ ZONE = {"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "dwell": 1}
 
 
 @pytest.fixture
-def client(live: Stack, django_user_model) -> APIClient:
+def client(live: Stack, django_user_model: type[User]) -> APIClient:
     return client_for(django_user_model.objects.create_user(username="deleter"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from testbed.stack import Stack, wait_for
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def client(yolo_stack: Stack, transactional_db: None, django_user_model) -> APIClient:
+def client(yolo_stack: Stack, transactional_db: None, django_user_model: type[User]) -> APIClient:
     return client_for(django_user_model.objects.create_user(username="det"))
 
 

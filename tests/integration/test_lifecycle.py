@@ -6,6 +6,7 @@ import signal
 import time
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction, Scenario
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def client(live: Stack, django_user_model) -> APIClient:
+def client(live: Stack, django_user_model: type[User]) -> APIClient:
     return client_for(django_user_model.objects.create_user(username="it"))
 
 

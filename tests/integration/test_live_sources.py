@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from scenarios.models import Prediction
@@ -24,7 +25,7 @@ READ_TIMEOUT = 2.0  # MISIS_STREAM_READ_TIMEOUT of stream_stack
 
 
 @pytest.fixture
-def client(stream_stack: Stack, transactional_db: None, django_user_model: Any) -> APIClient:
+def client(stream_stack: Stack, transactional_db: None, django_user_model: type[User]) -> APIClient:
     stream_stack.ensure_running()
     return client_for(django_user_model.objects.create_user(username="cam-operator"))
 

@@ -15,11 +15,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from testbed.stack import Stack, wait_for
@@ -36,7 +37,7 @@ X1, Y1, X2, Y2 = 80, 60, 240, 180
 def get_json(client: APIClient, sid: str) -> dict[str, Any]:
     resp = client.get(f"/scenario/{sid}/")
     assert resp.status_code == 200
-    return resp.json()
+    return cast("dict[str, Any]", resp.json())
 
 
 def fetch_frame(url: str) -> bytes | None:
@@ -44,7 +45,7 @@ def fetch_frame(url: str) -> bytes | None:
         with urllib.request.urlopen(url, timeout=5) as resp:
             assert resp.headers["Content-Type"] == "image/jpeg"
             assert resp.headers["Cache-Control"] == "no-store"
-            return resp.read()
+            return cast(bytes, resp.read())  # urlopen's response is untyped (Any)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
@@ -108,7 +109,7 @@ def dom_ready(dom: str) -> bool:
 
 
 def test_preview_shows_the_annotated_frame_in_a_browser(
-    live: Stack, live_server: Any, django_user_model: Any, tmp_path: Path
+    live: Stack, live_server: Any, django_user_model: type[User], tmp_path: Path
 ) -> None:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(

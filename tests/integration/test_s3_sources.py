@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
@@ -36,7 +36,7 @@ def s3_stack(
 
 @pytest.fixture
 def client(
-    s3_stack: Stack, s3_settings: S3Server, transactional_db: None, django_user_model: Any
+    s3_stack: Stack, s3_settings: S3Server, transactional_db: None, django_user_model: type[User]
 ) -> APIClient:
     s3_stack.ensure_running()
     return client_for(django_user_model.objects.create_user(username="archivist"))
@@ -98,7 +98,7 @@ def test_a_bucket_not_configured_is_refused_whether_it_exists_or_not(
 
 
 def test_another_users_upload_is_not_there_for_them(
-    client: APIClient, s3_settings: S3Server, video_root: Path, django_user_model: Any
+    client: APIClient, s3_settings: S3Server, video_root: Path, django_user_model: type[User]
 ) -> None:
     body = (video_root / "short.mp4").read_bytes()
     resp = client.post(

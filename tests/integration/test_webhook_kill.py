@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from misis.metrics import COUNTERS_KEY
 from misis.redis_client import get_redis
@@ -94,7 +95,7 @@ def delivered_count() -> float:
 
 
 def test_kill_9_of_the_delivering_worker_loses_no_webhook(
-    live: Stack, receiver: SlowReceiver, django_user_model: Any
+    live: Stack, receiver: SlowReceiver, django_user_model: type[User]
 ) -> None:
     owner = django_user_model.objects.create_user(username="hooks")
     before = delivered_count()

@@ -31,6 +31,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from pytest_django import Settings
 
 from testbed.processes import die_with_parent, free_ports
 
@@ -83,7 +84,7 @@ class S3Server:
             **overrides,
         }
 
-    def apply(self, settings: Any, **overrides: str) -> None:
+    def apply(self, settings: Settings, **overrides: str) -> None:
         """Switch pytest-django's ``settings`` to this store (``overrides``: AWS_* to change).
 
         STORAGES goes last: changing it empties Django's cache of storage instances, so the
@@ -266,7 +267,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture
-def s3_settings(s3_server: S3Server, settings: Any) -> S3Server:
+def s3_settings(s3_server: S3Server, settings: Settings) -> S3Server:
     """This test's Django settings use ``s3_server`` for videos (and the default storage)."""
     s3_server.apply(settings)
     return s3_server

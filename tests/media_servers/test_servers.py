@@ -40,7 +40,7 @@ def capture(url: str) -> cv2.VideoCapture:
 def read_frames(url: str, n: int) -> list[np.ndarray]:
     cap = capture(url)
     try:
-        frames = []
+        frames: list[np.ndarray] = []
         for _ in range(n):
             ok, frame = cap.read()
             assert ok, f"{url}: no frame after {len(frames)}"

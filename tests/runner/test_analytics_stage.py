@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from pytest_django import Settings
 
 from runner.analytics_stage import AnalyticsStage
 
@@ -40,7 +42,7 @@ def stage(state: bytes | None = None, events_total: int = 0) -> AnalyticsStage:
 
 
 @pytest.fixture(autouse=True)
-def _snapshots_in_tmp(settings: Any, tmp_path: Any) -> None:
+def _snapshots_in_tmp(settings: Settings, tmp_path: Path) -> None:
     settings.MISIS_VIDEO_ROOT = tmp_path
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pytest_django import Settings
 
 from runner.feeds import FileFeed, LatestFrameFeed
 from runner.sampling import Sampler
-from runner.sources import VideoSource
+from runner.sources import Frame, VideoSource
 from sources import decoder
 from tests.helpers import read_all
 
@@ -43,7 +44,7 @@ def test_a_live_feed_converts_only_the_frames_taken(video_root: Path) -> None:
     source.open()
     feed = LatestFrameFeed(source, scenario_id="frames-test", reconnect_timeout=5)
     before = decoder.conversions()
-    taken = []
+    taken: list[Frame] = []
     try:
         while len(taken) < 3:
             frame = feed.next_frame(timeout=2.0)
@@ -86,7 +87,7 @@ def test_gray_is_the_luma_of_a_video_range_stream(video_root: Path) -> None:
 def test_gray_is_the_luma_of_a_full_range_stream(video_root: Path) -> None:
     # Motion JPEG decodes to yuvj4xxp: full range, the plane as it is.
     path = video_root / "mjpeg-frames.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (160, 120))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25, (160, 120))
     rng = np.random.default_rng(7)
     background = cv2.GaussianBlur(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), (0, 0), 2)
     for i in range(10):
@@ -98,6 +99,7 @@ def test_gray_is_the_luma_of_a_full_range_stream(video_root: Path) -> None:
         frame = source.read()
         source.close()
         assert frame is not None
+        assert frame.picture._frame is not None
         assert frame.picture._frame.format.name.startswith("yuvj")
         luma_matches_bgr(video_root, "mjpeg-frames.avi")
     finally:
@@ -106,9 +108,9 @@ def test_gray_is_the_luma_of_a_full_range_stream(video_root: Path) -> None:
 
 @pytest.mark.parametrize("threads", [1, 0])
 def test_decoder_threads_follow_the_setting(
-    video_root: Path, settings: object, threads: int
+    video_root: Path, settings: Settings, threads: int
 ) -> None:
-    settings.MISIS_DECODER_THREADS = threads  # type: ignore[attr-defined]
+    settings.MISIS_DECODER_THREADS = threads
     source = VideoSource("short.mp4")
     source.open()
     try:

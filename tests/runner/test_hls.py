@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pytest_django import Settings
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
-from runner.sources import VideoSource
+from runner.sources import Frame, VideoSource
 from tests.helpers import read_all
 
 
 @pytest.fixture(autouse=True)
-def _short_timeouts(settings: Any) -> None:
+def _short_timeouts(settings: Settings) -> None:
     settings.MISIS_STREAM_OPEN_TIMEOUT = 5
     settings.MISIS_STREAM_READ_TIMEOUT = 3
     settings.MISIS_HLS_READ_TIMEOUT = 3  # the server cuts 1.2 s segments
@@ -61,7 +62,7 @@ def test_live_is_a_stream_that_outlasts_its_source(http_stream_server: Any) -> N
     source = VideoSource(http_stream_server.url("hls/live/short.m3u8"))  # 40 frames, 1.6 s
     source.open()
     assert source.live and source.frames_total is None
-    frames = []
+    frames: list[Frame] = []
     # Until more than twice the file has come (about 3 s at 25 fps); the bound only stops a
     # hung test, so that a loaded machine reading slower still passes.
     deadline = time.monotonic() + 60
@@ -99,7 +100,7 @@ def test_live_feed_comes_back_after_the_server_restarts(http_stream_server: Any)
         feed.close()
 
 
-def test_hls_reads_wait_longer_than_other_streams(settings: Any) -> None:
+def test_hls_reads_wait_longer_than_other_streams(settings: Settings) -> None:
     settings.MISIS_STREAM_READ_TIMEOUT = 5
     settings.MISIS_HLS_READ_TIMEOUT = 20
     assert VideoSource("https://cdn.example.com/live/cam.m3u8?token=x").read_timeout == 20

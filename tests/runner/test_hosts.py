@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from sources.hosts import HostRefused, allowed_addresses, check_host, check_url
 
@@ -16,7 +17,7 @@ V6 = ipaddress.IPv6Address
 
 
 @pytest.fixture
-def lists(settings: Any) -> Any:
+def lists(settings: Settings) -> Any:
     """Test settings as they are (loopback allowed, empty operator lists)."""
     settings.MISIS_SOURCE_ALLOW = []
     settings.MISIS_SOURCE_DENY = []

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from pytest_django import Settings
 
 from inference.backends.mock import MockBackend
 from inference.batcher import Batcher
@@ -133,7 +134,7 @@ def test_target_fps_analyses_the_frames_at_that_rate_of_source_time(batcher: Any
 # --- the in-flight bound ----------------------------------------------------------------
 
 
-def test_never_more_frames_at_the_detector_than_max_in_flight(settings: Any) -> None:
+def test_never_more_frames_at_the_detector_than_max_in_flight(settings: Settings) -> None:
     settings.MISIS_MAX_IN_FLIGHT = 3
     settings.MISIS_HEARTBEAT_INTERVAL = 0.1
     redis = get_redis()
@@ -149,6 +150,7 @@ def test_never_more_frames_at_the_detector_than_max_in_flight(settings: Any) -> 
     assert peak == 3
     # Its heartbeats go on, and keep the frontier at the oldest unanswered frame.
     waiting = Scenario.objects.get(pk=s.pk)
+    assert beat is not None and waiting.heartbeat_at is not None
     assert waiting.heartbeat_at > beat
     assert (waiting.frames_processed, waiting.next_frame) == (0, 0)
 
@@ -183,7 +185,7 @@ def _watch(s: Scenario, runner: threading.Thread) -> list[tuple[int, int]]:
 
 
 def test_rows_are_published_in_batches_once_each_behind_the_frontier(
-    settings: Any, batcher: Any
+    settings: Settings, batcher: Any
 ) -> None:
     settings.MISIS_PUBLISH_BATCH = 5
     settings.MISIS_PUBLISH_INTERVAL = settings.MISIS_FILE_PUBLISH_INTERVAL = 60.0
@@ -205,7 +207,7 @@ def test_rows_are_published_in_batches_once_each_behind_the_frontier(
 
 
 def test_rows_older_than_the_interval_are_published_before_a_batch_fills(
-    settings: Any, batcher: Any
+    settings: Settings, batcher: Any
 ) -> None:
     settings.MISIS_PUBLISH_BATCH = 1000
     settings.MISIS_PUBLISH_INTERVAL = 60.0  # a live source's: not this file's
@@ -226,7 +228,7 @@ def test_rows_older_than_the_interval_are_published_before_a_batch_fills(
 
 
 @pytest.fixture
-def only_final_publish(settings: Any) -> None:
+def only_final_publish(settings: Settings) -> None:
     """No batch, interval or heartbeat publish within a test: rows seen come from the last one."""
     settings.MISIS_PUBLISH_BATCH = 10_000
     settings.MISIS_PUBLISH_INTERVAL = settings.MISIS_FILE_PUBLISH_INTERVAL = 60.0

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
+from pytest_django import Settings
 
 from analytics.engine import FORGET_AFTER
 from inference.backends.mock import MockBackend
@@ -208,7 +209,7 @@ def _track(after_skip: bool) -> tuple[list[Any], list[str]]:
 
 
 @pytest.fixture
-def _snapshots_in_tmp(settings: Any, tmp_path: Path) -> None:
+def _snapshots_in_tmp(settings: Settings, tmp_path: Path) -> None:
     settings.MISIS_VIDEO_ROOT = tmp_path
 
 
@@ -313,7 +314,7 @@ def test_tracks_and_zones_keep_their_objects_over_skipped_stretches(
 
 
 @pytest.fixture
-def _short_timeouts(settings: Any) -> None:
+def _short_timeouts(settings: Settings) -> None:
     settings.MISIS_STREAM_OPEN_TIMEOUT = 5
     settings.MISIS_STREAM_READ_TIMEOUT = 3
     settings.MISIS_HLS_READ_TIMEOUT = 3

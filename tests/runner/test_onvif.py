@@ -15,19 +15,23 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 from xml.etree import ElementTree
 
 import cv2
 import pytest
 from django.core.management import call_command
+from pytest_django import Settings
 
 from runner.sources import SourceError
 from sources.hosts import HostRefused, check_url
 from sources.onvif import parse_onvif, resolve_stream_uri
 from testbed.media_servers.onvif_answers import STREAM_URI, Profile
 from testbed.media_servers.onvif_device import DIGEST, WSSE, WSU, OnvifDevice
+
+if TYPE_CHECKING:
+    from socket import _Address  # what socket.connect takes (typeshed's alias)
 from testbed.processes import free_port
 from tests.media_servers.internal_host import INTERNAL_HOST, InternalHost
 from tests.media_servers.onvif_fixtures import HOSTILE_STREAM_URIS
@@ -224,7 +228,7 @@ def test_only_the_device_is_contacted(
     contacted: list[object] = []
     connect = socket.socket.connect
 
-    def recording_connect(sock: socket.socket, address: object) -> None:
+    def recording_connect(sock: socket.socket, address: _Address) -> None:
         contacted.append(address)
         connect(sock, address)
 
@@ -461,7 +465,7 @@ def test_media_service_in_a_numeric_disguise_is_never_contacted(
 
 
 def test_media_service_named_by_a_denied_name_is_refused(
-    onvif_device: OnvifDevice, settings: Any
+    onvif_device: OnvifDevice, settings: Settings
 ) -> None:
     onvif_device.media_xaddr = f"http://localhost:{onvif_device.port}/onvif/media_service"
     assert resolve_stream_uri(source(onvif_device)) == with_credentials(STREAM_URI, onvif_device)
@@ -473,7 +477,7 @@ def test_media_service_named_by_a_denied_name_is_refused(
     assert "GetProfiles" not in onvif_device.calls
 
 
-def test_the_client_resolver_gives_only_allowed_addresses(settings: Any) -> None:
+def test_the_client_resolver_gives_only_allowed_addresses(settings: Settings) -> None:
     """aiohttp connects to what the resolver returns: the checked answer, not a second one."""
     from sources.onvif_client import PolicyResolver
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from misis.lease import Lease, LeaseLost
 from runner.publishing import Publisher
@@ -20,7 +21,9 @@ QUIET: dict[str, Any] = {"rows": [], "events": [], "feed": None, "read": 0, "cou
 
 
 def saved_state(s: Scenario) -> bytes:
-    return bytes(Scenario.objects.get(pk=s.pk).analytics_state)
+    state = Scenario.objects.get(pk=s.pk).analytics_state
+    assert state is not None
+    return bytes(state)
 
 
 def test_an_unchanged_state_is_not_written_again() -> None:
@@ -51,7 +54,7 @@ def test_a_lost_lease_publishes_nothing() -> None:
     assert (s.next_frame, s.analytics_state, s.heartbeat_at) == (0, None, None)
 
 
-def test_a_file_read_frame_by_frame_publishes_its_rows_less_often(settings: Any) -> None:
+def test_a_file_read_frame_by_frame_publishes_its_rows_less_often(settings: Settings) -> None:
     # A live source's rows go out after MISIS_PUBLISH_INTERVAL (each is about the newest
     # frame); a file's wait for MISIS_FILE_PUBLISH_INTERVAL (each publish is CPU taken from the
     # detector); a full batch or a heartbeat that is due goes out either way.

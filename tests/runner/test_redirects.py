@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from runner.sources import SourceError, VideoSource
 
@@ -43,7 +44,7 @@ def redirector() -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def test_a_redirect_to_a_denied_host_is_refused(
-    redirector: tuple[str, dict[str, str]], settings: Any
+    redirector: tuple[str, dict[str, str]], settings: Settings
 ) -> None:
     base, routes = redirector
     settings.MISIS_SOURCE_DENY = ["169.254.0.0/16"]

@@ -80,7 +80,7 @@ def test_latest_frame_feed_drops_stale_frames_for_a_slow_consumer(video_root: Pa
     source.open()
     feed = open_feed(source)
     assert isinstance(feed, LatestFrameFeed)
-    taken = []
+    taken: list[int] = []
     try:
         # Six frames, however long a loaded machine takes (the bound only stops a hung test).
         deadline = time.monotonic() + 60
@@ -118,7 +118,7 @@ def test_symlinks_are_resolved_before_the_root_check(tmp_path: Path) -> None:
 def noisy_video(video_root: Path) -> str:
     """300 frames of noise: megabytes that no socket buffer holds whole."""
     path = video_root / "noise.mp4"
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (320, 240))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25, (320, 240))
     rng = np.random.default_rng(7)
     for _ in range(300):
         out.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))

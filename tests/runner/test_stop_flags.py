@@ -10,9 +10,9 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from runner.stop_flags import STOP_FLAGS, StopFlags
 from scenarios.control import signal_stop, stops_requested
@@ -76,7 +76,7 @@ def test_one_thread_for_every_scenario_of_the_process_and_a_stop_seen_within_a_p
 
 
 def test_redis_unreachable_is_logged_and_retried(
-    settings: Any, caplog: pytest.LogCaptureFixture
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = sid()
     signal_stop(s, 1)

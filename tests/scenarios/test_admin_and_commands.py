@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -27,13 +28,15 @@ def test_issue_token_creates_user_and_prints_key_last() -> None:
     assert again.getvalue().strip().splitlines()[-1] == key
 
 
-def test_admin_is_for_staff_only(user: object, client: Client) -> None:
+def test_admin_is_for_staff_only(user: User, client: Client) -> None:
     client.force_login(user)
     resp = client.get("/admin/scenarios/scenario/")
     assert resp.status_code == 302 and "/admin/login/" in resp["Location"]
 
 
-def test_admin_lists_and_acts_through_services(django_user_model, client: Client) -> None:
+def test_admin_lists_and_acts_through_services(
+    django_user_model: type[User], client: Client
+) -> None:
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     running = make_scenario(Status.ACTIVE, owner=admin)
@@ -90,7 +93,9 @@ def test_admin_lists_and_acts_through_services(django_user_model, client: Client
     assert "person 0.90" in detail and "<td>7</td>" in detail
 
 
-def test_admin_and_preview_never_show_a_camera_password(django_user_model, client: Client) -> None:
+def test_admin_and_preview_never_show_a_camera_password(
+    django_user_model: type[User], client: Client
+) -> None:
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     cam = make_scenario(

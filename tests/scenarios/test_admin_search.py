@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from scenarios.models import Scenario, Status
@@ -22,14 +23,14 @@ def found(client: Client, query: str) -> list[Any]:
 
 
 @pytest.fixture
-def staff(django_user_model: Any, client: Client) -> Client:
+def staff(django_user_model: type[User], client: Client) -> Client:
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     return client
 
 
 @pytest.fixture
-def camera(django_user_model: Any) -> Scenario:
+def camera(django_user_model: type[User]) -> Scenario:
     owner = django_user_model.objects.create_user("alice-owner")
     scenario = make_scenario(Status.ACTIVE, owner=owner, source=SOURCE)
     scenario.name = "lobby camera"

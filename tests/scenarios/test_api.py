@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -31,6 +32,7 @@ from scenarios.models import (
 )
 from tests.conftest import queued
 from tests.factories import make_scenario
+from tests.helpers import token_key
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +117,7 @@ def assert_scenario_shape(body: dict[str, Any]) -> None:
 # --- POST /scenario/: accepted --------------------------------------------------------------
 
 
-def test_create_answers_201_with_the_scenario_in_init_startup(api: APIClient, user: Any) -> None:
+def test_create_answers_201_with_the_scenario_in_init_startup(api: APIClient, user: User) -> None:
     params = {
         "target_fps": 5,
         "confidence": 0.25,
@@ -432,7 +434,7 @@ def endpoints(scenario_id: object) -> list[tuple[str, str, dict[str, Any] | None
 
 def inactive_user_token() -> str:
     user = get_user_model().objects.create_user(username="gone", password="x", is_active=False)
-    return Token.objects.create(user=user).key
+    return token_key(Token.objects.create(user=user))
 
 
 @pytest.mark.parametrize(
@@ -448,7 +450,7 @@ def inactive_user_token() -> str:
         "Token {inactive}",
     ],
 )
-def test_every_endpoint_needs_a_valid_token(user: Any, header: str | None) -> None:
+def test_every_endpoint_needs_a_valid_token(user: User, header: str | None) -> None:
     scenario = make_scenario(owner=user, name="cam")
     valid = Token.objects.create(user=user).key
     inactive = inactive_user_token()
@@ -467,7 +469,7 @@ def test_every_endpoint_needs_a_valid_token(user: Any, header: str | None) -> No
     assert scenario.status == Status.INIT_STARTUP
 
 
-def test_another_users_scenario_is_invisible(user: Any, other_api: APIClient) -> None:
+def test_another_users_scenario_is_invisible(user: User, other_api: APIClient) -> None:
     scenario = make_scenario(owner=user, name="cam")
     Prediction.objects.bulk_create(prediction_rows(scenario, [0, 1, 2]))
     before = rows()
@@ -483,7 +485,7 @@ def test_another_users_scenario_is_invisible(user: Any, other_api: APIClient) ->
     assert scenario.status == Status.INIT_STARTUP
 
 
-def test_staff_see_and_command_every_scenario(user: Any, staff_api: APIClient) -> None:
+def test_staff_see_and_command_every_scenario(user: User, staff_api: APIClient) -> None:
     scenario = make_scenario(owner=user, name="cam")
     Prediction.objects.bulk_create(prediction_rows(scenario, [0, 1, 2]))
 
@@ -500,7 +502,7 @@ def test_staff_see_and_command_every_scenario(user: Any, staff_api: APIClient) -
     assert resp.json()["status"] == "init_shutdown"
 
 
-def test_a_users_own_scenario_is_visible(api: APIClient, user: Any) -> None:
+def test_a_users_own_scenario_is_visible(api: APIClient, user: User) -> None:
     scenario = make_scenario(owner=user, name="cam")
 
     resp = api.get(scenario_url(scenario.pk))
@@ -514,7 +516,7 @@ def test_a_users_own_scenario_is_visible(api: APIClient, user: Any) -> None:
     "scenario_id",
     ["abc", "123", "not-a-uuid", "00000000-0000-0000-0000-00000000000g", str(uuid.uuid4())],
 )
-def test_an_unknown_or_malformed_id_is_404(api: APIClient, user: Any, scenario_id: str) -> None:
+def test_an_unknown_or_malformed_id_is_404(api: APIClient, user: User, scenario_id: str) -> None:
     make_scenario(owner=user, name="cam")
     before = rows()
 
@@ -531,7 +533,7 @@ def outbox_kinds(scenario: Scenario) -> list[tuple[str, int]]:
     return list(scenario.outbox.order_by("id").values_list("kind", "epoch"))
 
 
-def test_stop_from_init_startup_is_accepted(api: APIClient, user: Any) -> None:
+def test_stop_from_init_startup_is_accepted(api: APIClient, user: User) -> None:
     scenario = make_scenario(owner=user, name="cam")
 
     resp = command(api, scenario.pk, {"status": "init_shutdown"})
@@ -546,7 +548,7 @@ def test_stop_from_init_startup_is_accepted(api: APIClient, user: Any) -> None:
     assert outbox_kinds(scenario) == [(OutboxKind.START, 1), (OutboxKind.STOP, 1)]
 
 
-def test_repeated_stop_answers_200_and_changes_nothing(api: APIClient, user: Any) -> None:
+def test_repeated_stop_answers_200_and_changes_nothing(api: APIClient, user: User) -> None:
     scenario = make_scenario(owner=user, name="cam")
     first = command(api, scenario.pk, {"status": "init_shutdown"})
     assert first.status_code == 202
@@ -561,7 +563,7 @@ def test_repeated_stop_answers_200_and_changes_nothing(api: APIClient, user: Any
 
 
 @pytest.mark.parametrize("status", [Status.IN_STARTUP_PROCESSING, Status.ACTIVE])
-def test_stop_of_a_running_scenario_is_accepted(api: APIClient, user: Any, status: str) -> None:
+def test_stop_of_a_running_scenario_is_accepted(api: APIClient, user: User, status: str) -> None:
     scenario = make_scenario(owner=user, name="cam", status=status)
 
     resp = command(api, scenario.pk, {"status": "init_shutdown"})
@@ -574,7 +576,7 @@ def test_stop_of_a_running_scenario_is_accepted(api: APIClient, user: Any, statu
 @pytest.mark.parametrize(
     "status", [Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING, Status.INACTIVE]
 )
-def test_stop_under_way_or_done_answers_200(api: APIClient, user: Any, status: str) -> None:
+def test_stop_under_way_or_done_answers_200(api: APIClient, user: User, status: str) -> None:
     scenario = make_scenario(owner=user, name="cam", status=status)
     shown = api.get(scenario_url(scenario.pk)).json()
     before = rows()
@@ -589,7 +591,7 @@ def test_stop_under_way_or_done_answers_200(api: APIClient, user: Any, status: s
 @pytest.mark.parametrize(
     "status", [Status.INIT_STARTUP, Status.IN_STARTUP_PROCESSING, Status.ACTIVE]
 )
-def test_start_under_way_or_done_answers_200(api: APIClient, user: Any, status: str) -> None:
+def test_start_under_way_or_done_answers_200(api: APIClient, user: User, status: str) -> None:
     scenario = make_scenario(owner=user, name="cam", status=status)
     shown = api.get(scenario_url(scenario.pk)).json()
     before = rows()
@@ -603,7 +605,7 @@ def test_start_under_way_or_done_answers_200(api: APIClient, user: Any, status: 
 
 
 @pytest.mark.parametrize("status", [Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING])
-def test_start_while_stopping_is_a_conflict(api: APIClient, user: Any, status: str) -> None:
+def test_start_while_stopping_is_a_conflict(api: APIClient, user: User, status: str) -> None:
     scenario = make_scenario(owner=user, name="cam", status=status)
     before = rows()
 
@@ -617,7 +619,7 @@ def test_start_while_stopping_is_a_conflict(api: APIClient, user: Any, status: s
     assert rows() == before
 
 
-def test_start_after_inactive_is_accepted_under_a_new_epoch(api: APIClient, user: Any) -> None:
+def test_start_after_inactive_is_accepted_under_a_new_epoch(api: APIClient, user: User) -> None:
     scenario = make_scenario(
         owner=user,
         name="cam",
@@ -648,7 +650,7 @@ def test_start_after_inactive_is_accepted_under_a_new_epoch(api: APIClient, user
 
 
 def test_stop_then_start_round_trip(
-    api: APIClient, user: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    api: APIClient, user: User, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     """Dispatched for real: a stop of a scenario no runner took completes to inactive."""
     scenario = make_scenario(owner=user, name="cam")
@@ -687,7 +689,7 @@ def test_stop_then_start_round_trip(
         {"state": "init_shutdown"},
     ],
 )
-def test_a_bad_status_value_is_400(api: APIClient, user: Any, body: dict[str, Any]) -> None:
+def test_a_bad_status_value_is_400(api: APIClient, user: User, body: dict[str, Any]) -> None:
     scenario = make_scenario(owner=user, name="cam")
     before = rows()
 
@@ -710,7 +712,7 @@ def test_a_bad_status_value_is_400(api: APIClient, user: Any, body: dict[str, An
     ],
 )
 def test_a_command_body_that_is_not_a_json_object_is_400(
-    api: APIClient, user: Any, data: str, content_type: str
+    api: APIClient, user: User, data: str, content_type: str
 ) -> None:
     scenario = make_scenario(owner=user, name="cam")
     before = rows()
@@ -759,7 +761,7 @@ def prediction_rows(scenario: Scenario, frames: list[int]) -> list[Prediction]:
 
 
 @pytest.fixture
-def frames(user: Any) -> tuple[Scenario, list[int]]:
+def frames(user: User) -> tuple[Scenario, list[int]]:
     """A scenario with 250 predictions at gappy frame indexes, inserted out of order; a second
     scenario of the same owner holds overlapping frames that must never show up."""
     scenario = make_scenario(owner=user, name="cam", status=Status.ACTIVE)
@@ -780,7 +782,7 @@ def page(api: APIClient, url: str) -> dict[str, Any]:
     assert resp.status_code == 200, (url, resp.content)
     body = resp.json()
     assert set(body) >= PAGE_FIELDS, body
-    return body
+    return cast("dict[str, Any]", body)
 
 
 def frame_indexes(body: dict[str, Any]) -> list[int]:
@@ -908,7 +910,7 @@ def test_after_and_limit_together(api: APIClient, frames: tuple[Scenario, list[i
     assert frame_indexes(page(api, body["next"])) == indexes[24:27]
 
 
-def test_limit_is_at_most_1000(api: APIClient, user: Any) -> None:
+def test_limit_is_at_most_1000(api: APIClient, user: User) -> None:
     scenario = make_scenario(owner=user, name="cam", status=Status.ACTIVE)
     Prediction.objects.bulk_create(prediction_rows(scenario, list(range(1200))))
 
@@ -924,7 +926,7 @@ def test_limit_is_at_most_1000(api: APIClient, user: Any) -> None:
         assert set(resp.json()) == {"limit"}
 
 
-def test_a_scenario_without_predictions_has_an_empty_page(api: APIClient, user: Any) -> None:
+def test_a_scenario_without_predictions_has_an_empty_page(api: APIClient, user: User) -> None:
     scenario = make_scenario(owner=user, name="cam")
 
     body = page(api, prediction_url(scenario.pk))

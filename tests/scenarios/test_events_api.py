@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
 from sources.storage import video_storage
 from tests.factories import make_event, make_scenario
@@ -12,7 +13,7 @@ from tests.factories import make_event, make_scenario
 pytestmark = pytest.mark.django_db
 
 
-def test_events_page_by_seq_with_next_and_type_filter(api: Any, user: Any) -> None:
+def test_events_page_by_seq_with_next_and_type_filter(api: Any, user: User) -> None:
     scenario = make_scenario(owner=user)
     for seq in range(1, 6):
         make_event(scenario, seq, **({"type": "zone_enter", "zone": "door", "line": None,
@@ -34,19 +35,19 @@ def test_events_page_by_seq_with_next_and_type_filter(api: Any, user: Any) -> No
 
 
 @pytest.mark.parametrize("query", ["type=explosion", "limit=0", "limit=1001", "after=x"])
-def test_bad_event_queries_answer_400(api: Any, user: Any, query: str) -> None:
+def test_bad_event_queries_answer_400(api: Any, user: User, query: str) -> None:
     scenario = make_scenario(owner=user)
     assert api.get(f"/event/{scenario.pk}/?{query}").status_code == 400
 
 
-def test_another_users_events_do_not_exist(api: Any, other_user: Any) -> None:
+def test_another_users_events_do_not_exist(api: Any, other_user: User) -> None:
     scenario = make_scenario(owner=other_user)
     make_event(scenario, 1, snapshot="snapshots/x/1.jpg")
     assert api.get(f"/event/{scenario.pk}/").status_code == 404
     assert api.get(f"/event/{scenario.pk}/1/snapshot.jpg").status_code == 404
 
 
-def test_snapshot_is_served_and_a_missing_one_is_404(api: Any, user: Any) -> None:
+def test_snapshot_is_served_and_a_missing_one_is_404(api: Any, user: User) -> None:
     scenario = make_scenario(owner=user)
     name = f"snapshots/{scenario.pk}/1.jpg"
     from django.core.files.base import ContentFile

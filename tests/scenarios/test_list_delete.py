@@ -15,10 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+from django.contrib.auth.models import User
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from misis import keys
 from misis.lease import Lease, LeaseLost
@@ -39,12 +41,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _no_quota(settings: Any) -> None:
+def _no_quota(settings: Settings) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 0
 
 
 @pytest.fixture
-def on_commit(django_capture_on_commit_callbacks: Any) -> Any:
+def on_commit(django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks) -> Any:
     """Runs what a commit would (each test is one transaction that is rolled back)."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
 
@@ -66,7 +68,7 @@ def store_snapshot(scenario: Scenario, seq: int) -> str:
 
 
 def test_delete_removes_the_scenario_with_its_rows_and_snapshots(
-    api: Any, user: Any, on_commit: Any
+    api: Any, user: User, on_commit: Any
 ) -> None:
     s = make_scenario(Status.INACTIVE, owner=user)
     for i in range(3):
@@ -99,7 +101,7 @@ def test_delete_removes_the_scenario_with_its_rows_and_snapshots(
 
 
 def test_delete_of_another_users_scenario_is_404_and_deletes_nothing(
-    other_api: Any, user: Any
+    other_api: Any, user: User
 ) -> None:
     s = make_scenario(Status.ACTIVE, owner=user)
     make_prediction(s, 0)
@@ -117,19 +119,19 @@ def test_delete_of_another_users_scenario_is_404_and_deletes_nothing(
     lease.renew()  # the runner's lease is untouched
 
 
-def test_staff_may_delete_any_scenario(staff_api: Any, user: Any) -> None:
+def test_staff_may_delete_any_scenario(staff_api: Any, user: User) -> None:
     s = make_scenario(Status.INACTIVE, owner=user)
     assert staff_api.delete(f"/scenario/{s.pk}/").status_code == 204
     assert not Scenario.objects.filter(pk=s.pk).exists()
 
 
-def test_delete_without_a_token_is_401(client: Any, user: Any) -> None:
+def test_delete_without_a_token_is_401(client: Any, user: User) -> None:
     s = make_scenario(Status.INACTIVE, owner=user)
     assert client.delete(f"/scenario/{s.pk}/").status_code == 401
     assert Scenario.objects.filter(pk=s.pk).exists()
 
 
-def test_delete_while_running_fences_the_runner_out(api: Any, user: Any, on_commit: Any) -> None:
+def test_delete_while_running_fences_the_runner_out(api: Any, user: User, on_commit: Any) -> None:
     """A runner that still holds the old epoch's lease publishes nothing after the delete,
     cannot bring the preview back, and finds its lease gone; then nothing of the scenario is
     left in Redis, and the stop flag it was shown expires on its own."""
@@ -167,7 +169,7 @@ def test_delete_while_running_fences_the_runner_out(api: Any, user: Any, on_comm
     assert scenario_keys_in_redis(s.pk) == []
 
 
-def test_a_runner_write_that_skipped_the_fence_fails_on_the_foreign_key(user: Any) -> None:
+def test_a_runner_write_that_skipped_the_fence_fails_on_the_foreign_key(user: User) -> None:
     s = make_scenario(Status.ACTIVE, owner=user)
     pk = s.pk
     commands.delete_scenario(s)
@@ -188,7 +190,7 @@ def test_a_runner_write_that_skipped_the_fence_fails_on_the_foreign_key(user: An
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_publish_in_flight_lands_before_the_delete_and_goes_with_it(user: Any) -> None:
+def test_a_publish_in_flight_lands_before_the_delete_and_goes_with_it(user: User) -> None:
     """A runner's publish that holds the row lock when the delete comes: the delete waits for
     it, then removes what it wrote; the runner's next publish is refused."""
     s = make_scenario(Status.ACTIVE, owner=user)
@@ -209,7 +211,12 @@ def test_a_publish_in_flight_lands_before_the_delete_and_goes_with_it(user: Any)
     runner = threading.Thread(target=publish_slowly)
     runner.start()
     assert locked.wait(10)
-    deleter = threading.Thread(target=lambda: (commands.delete_scenario(s), connection.close()))
+
+    def delete() -> None:
+        commands.delete_scenario(s)
+        connection.close()
+
+    deleter = threading.Thread(target=delete)
     deleter.start()
     deleter.join(0.5)
     assert deleter.is_alive()  # waiting for the publish's row lock
@@ -223,7 +230,7 @@ def test_a_publish_in_flight_lands_before_the_delete_and_goes_with_it(user: Any)
         runner_writes.runner_publish(scenario_id=s.pk, epoch=s.epoch, rows=[row(9)], next_frame=10)
 
 
-def test_delete_of_a_scenario_deleted_meanwhile_is_404(api: Any, user: Any) -> None:
+def test_delete_of_a_scenario_deleted_meanwhile_is_404(api: Any, user: User) -> None:
     s = make_scenario(Status.INACTIVE, owner=user)
     stale = Scenario.objects.get(pk=s.pk)
     commands.delete_scenario(s)
@@ -231,7 +238,7 @@ def test_delete_of_a_scenario_deleted_meanwhile_is_404(api: Any, user: Any) -> N
         commands.delete_scenario(stale)
 
 
-def test_purge_leaves_an_existing_scenario_alone(user: Any) -> None:
+def test_purge_leaves_an_existing_scenario_alone(user: User) -> None:
     s = make_scenario(Status.ACTIVE, owner=user)
     lease = Lease.acquire(s.pk, s.epoch)
     assert lease is not None
@@ -256,7 +263,7 @@ def test_every_per_scenario_key_is_removed_by_a_delete() -> None:
     )
 
 
-def test_a_pending_webhook_of_a_deleted_scenario_is_dropped(user: Any) -> None:
+def test_a_pending_webhook_of_a_deleted_scenario_is_dropped(user: User) -> None:
     s = make_scenario(
         Status.ACTIVE,
         owner=user,
@@ -268,7 +275,7 @@ def test_a_pending_webhook_of_a_deleted_scenario_is_dropped(user: Any) -> None:
     assert webhooks.webhook_relay() == 0
 
 
-def test_an_outbox_message_of_a_deleted_scenario_is_dropped(user: Any) -> None:
+def test_an_outbox_message_of_a_deleted_scenario_is_dropped(user: User) -> None:
     from scenarios.services import outbox
 
     s = make_scenario(Status.INIT_STARTUP, owner=user)
@@ -325,7 +332,7 @@ def walk(api: Any, url: str) -> list[str]:
     return seen
 
 
-def test_list_is_newest_first_and_paged_by_cursor(api: Any, user: Any, other_user: Any) -> None:
+def test_list_is_newest_first_and_paged_by_cursor(api: Any, user: User, other_user: User) -> None:
     mine = make_many(user, 7)
     make_many(other_user, 5)
     # Three rows with the same created_at: the id breaks the tie, none is lost or repeated.
@@ -344,7 +351,7 @@ def test_list_is_newest_first_and_paged_by_cursor(api: Any, user: Any, other_use
     assert api.get("/scenario/").json()["next"] is None
 
 
-def test_list_default_and_largest_page(api: Any, user: Any) -> None:
+def test_list_default_and_largest_page(api: Any, user: User) -> None:
     make_many(user, 501)
     default = api.get("/scenario/").json()
     assert len(default["results"]) == 50
@@ -360,7 +367,7 @@ def test_list_refuses_a_bad_limit(api: Any, limit: str) -> None:
     assert "limit" in answer.json()
 
 
-def test_list_filters_by_status_repeatable(api: Any, user: Any, other_user: Any) -> None:
+def test_list_filters_by_status_repeatable(api: Any, user: User, other_user: User) -> None:
     active = make_many(user, 3, status=Status.ACTIVE)
     stopping = make_many(user, 2, status=Status.INIT_SHUTDOWN)
     make_many(user, 4, status=Status.INACTIVE)
@@ -378,7 +385,9 @@ def test_list_refuses_an_unknown_status(api: Any, status: str) -> None:
     assert "status" in answer.json()
 
 
-def test_list_filters_by_name_substring_ignoring_case(api: Any, user: Any, other_user: Any) -> None:
+def test_list_filters_by_name_substring_ignoring_case(
+    api: Any, user: User, other_user: User
+) -> None:
     lobby = make_many(user, 3, name="Lobby door")
     make_many(user, 3, name="parking")
     make_many(other_user, 3, name="lobby")
@@ -395,7 +404,7 @@ def test_list_refuses_a_name_it_cannot_look_for(api: Any, name: str) -> None:
     assert "name" in answer.json()
 
 
-def test_next_keeps_the_filters(api: Any, user: Any) -> None:
+def test_next_keeps_the_filters(api: Any, user: User) -> None:
     make_many(user, 5, name="door", status=Status.ACTIVE)
     nxt = api.get("/scenario/?status=active&name=door&limit=2").json()["next"]
     query = parse_qs(urlsplit(nxt).query)
@@ -417,14 +426,14 @@ def test_next_keeps_the_filters(api: Any, user: Any) -> None:
         signing.dumps([1, 2, 3], salt="scenarios.list.cursor"),
     ],
 )
-def test_list_refuses_a_cursor_it_did_not_make(api: Any, user: Any, cursor: str) -> None:
+def test_list_refuses_a_cursor_it_did_not_make(api: Any, user: User, cursor: str) -> None:
     make_many(user, 3)
     answer = api.get("/scenario/", {"cursor": cursor})
     assert answer.status_code == 400
     assert "cursor" in answer.json()
 
 
-def test_a_tampered_cursor_is_refused(api: Any, user: Any) -> None:
+def test_a_tampered_cursor_is_refused(api: Any, user: User) -> None:
     make_many(user, 3)
     cursor = parse_qs(urlsplit(api.get("/scenario/?limit=1").json()["next"]).query)["cursor"][0]
     payload, sig = cursor.split(":", 1)
@@ -433,7 +442,7 @@ def test_a_tampered_cursor_is_refused(api: Any, user: Any) -> None:
 
 
 def test_list_never_shows_another_users_scenarios(
-    api: Any, user: Any, other_user: Any, staff_user: Any
+    api: Any, user: User, other_user: User, staff_user: User
 ) -> None:
     mine = {str(p) for p in make_many(user, 4, name="door", status=Status.ACTIVE)}
     theirs = make_many(other_user, 4, name="door", status=Status.ACTIVE)
@@ -489,7 +498,7 @@ def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def crowded(user: Any, other_user: Any, staff_user: Any) -> dict[str, Any]:
+def crowded(user: User, other_user: User, staff_user: User) -> dict[str, Any]:
     """40,000 scenarios of 40 owners (Alice has 1,000), 1% in each status but inactive."""
     from django.contrib.auth import get_user_model
 
@@ -567,7 +576,7 @@ def test_each_list_query_is_served_by_its_index(crowded: dict[str, Any]) -> None
 
 
 def test_a_delete_from_the_admin_is_the_apis_delete(
-    django_user_model: Any, client: Any, user: Any, on_commit: Any
+    django_user_model: type[User], client: Any, user: User, on_commit: Any
 ) -> None:
     """The admin's delete (one or a selection) fences the runner out and removes the
     snapshots and Redis keys, as the API's does; the rows alone would leave them behind."""
@@ -607,7 +616,7 @@ def test_a_delete_from_the_admin_is_the_apis_delete(
 
 
 def test_deleting_a_user_deletes_their_scenarios_through_the_scenario_delete(
-    user: Any, other_user: Any, on_commit: Any
+    user: User, other_user: User, on_commit: Any
 ) -> None:
     running = make_scenario(Status.ACTIVE, owner=other_user, runner="host:1")
     lease = Lease.acquire(running.pk, running.epoch)

@@ -13,6 +13,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from django.contrib.auth.models import User
+from paho.mqtt.enums import CallbackAPIVersion
+from pytest_django import Settings
 
 from scenarios.models import Delivery, Event
 from scenarios.mqtt import mqtt_relay, topic
@@ -32,7 +35,7 @@ def broker(tmp_path: Path) -> Iterator[str]:
     proc = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
-        probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        probe = mqtt.Client(CallbackAPIVersion.VERSION2)
         try:
             probe.connect("127.0.0.1", port)
             probe.disconnect()
@@ -48,7 +51,7 @@ def broker(tmp_path: Path) -> Iterator[str]:
 def subscribe(url: str, pattern: str) -> tuple[mqtt.Client, list[dict[str, Any]], threading.Event]:
     got: list[dict[str, Any]] = []
     ready = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_subscribe = lambda *_: ready.set()
     client.on_message = lambda _c, _u, msg: got.append(
         {"topic": msg.topic, "qos": msg.qos, **json.loads(msg.payload)}
@@ -61,7 +64,9 @@ def subscribe(url: str, pattern: str) -> tuple[mqtt.Client, list[dict[str, Any]]
     return client, got, ready
 
 
-def test_pending_events_are_published_once_in_order(broker: str, settings: Any, user: Any) -> None:
+def test_pending_events_are_published_once_in_order(
+    broker: str, settings: Settings, user: User
+) -> None:
     settings.MISIS_MQTT_URL = broker
     scenario = make_scenario(owner=user)
     for seq in (1, 2, 3):
@@ -83,7 +88,7 @@ def test_pending_events_are_published_once_in_order(broker: str, settings: Any, 
     assert set(Event.objects.values_list("mqtt", flat=True)) == {Delivery.DELIVERED}
 
 
-def test_without_a_broker_url_nothing_is_sent(settings: Any, user: Any) -> None:
+def test_without_a_broker_url_nothing_is_sent(settings: Settings, user: User) -> None:
     settings.MISIS_MQTT_URL = ""
     make_event(make_scenario(owner=user), 1, mqtt=Delivery.PENDING)
     assert mqtt_relay() == 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import cast
 
 import cv2
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core import signing
 from django.test import Client
+from pytest_django import Settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -21,6 +23,7 @@ from scenarios import preview
 from scenarios.models import Scenario
 from scenarios.preview_links import preview_link_sign, preview_url
 from tests.factories import make_scenario
+from tests.helpers import token_key
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +41,12 @@ def store_frame(scenario: Scenario, data: bytes) -> None:
 
 
 @pytest.fixture
-def scenario(user: object) -> Scenario:
+def scenario(user: User) -> Scenario:
     return make_scenario(owner=user)
 
 
-def token_of(user: object) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+def token_of(user: User) -> str:
+    return token_key(Token.objects.get_or_create(user=user)[0])
 
 
 def sig_of(scenario: Scenario) -> str:
@@ -62,6 +65,7 @@ def test_frame_returns_the_stored_jpeg(api: APIClient, scenario: Scenario) -> No
     assert resp["Cache-Control"] == "no-store"
     assert resp.content == data
     decoded = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
     assert decoded.shape == (48, 64, 3)
 
 
@@ -106,7 +110,7 @@ def test_frame_with_a_wrong_token_is_401(scenario: Scenario) -> None:
 
 
 def test_a_token_in_the_query_string_authenticates_nothing(
-    user: object, staff_user: object, scenario: Scenario
+    user: User, staff_user: User, scenario: Scenario
 ) -> None:
     """A full API token in a URL lands in access logs and browser history: no longer taken."""
     store_frame(scenario, jpeg())
@@ -118,7 +122,7 @@ def test_a_token_in_the_query_string_authenticates_nothing(
         assert APIClient().get(f"/prediction/{scenario.pk}/?token={key}").status_code == 401
 
 
-def test_frame_with_a_preview_link(user: object, other_user: object, scenario: Scenario) -> None:
+def test_frame_with_a_preview_link(user: User, other_user: User, scenario: Scenario) -> None:
     store_frame(scenario, data := jpeg())
     resp = APIClient().get(f"/scenario/{scenario.pk}/frame.jpg?sig={sig_of(scenario)}")
     assert resp.status_code == 200
@@ -129,10 +133,10 @@ def test_frame_with_a_preview_link(user: object, other_user: object, scenario: S
     assert other.status_code == 404
 
 
-def test_frame_with_a_session(user: object, scenario: Scenario) -> None:
+def test_frame_with_a_session(user: User, scenario: Scenario) -> None:
     store_frame(scenario, data := jpeg())
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(user)  # type: ignore[arg-type]
+    browser.force_login(user)
     resp = browser.get(f"/scenario/{scenario.pk}/frame.jpg")
     assert resp.status_code == 200
     assert resp.content == data
@@ -145,7 +149,7 @@ def test_staff_see_frames_of_others(staff_api: APIClient, scenario: Scenario) ->
     assert resp.content == data
 
 
-def test_a_preview_link_is_only_for_the_preview(user: object, scenario: Scenario) -> None:
+def test_a_preview_link_is_only_for_the_preview(user: User, scenario: Scenario) -> None:
     sig = sig_of(scenario)
     for url in (f"/scenario/{scenario.pk}/", f"/prediction/{scenario.pk}/", "/metrics"):
         assert APIClient().get(f"{url}?sig={sig}").status_code == 401, url
@@ -181,7 +185,7 @@ def test_the_api_gives_the_owner_a_working_preview_link(api: APIClient, scenario
 
 
 def test_a_link_for_another_scenario_of_the_same_owner_is_404(
-    user: object, scenario: Scenario
+    user: User, scenario: Scenario
 ) -> None:
     store_frame(scenario, jpeg())
     second = make_scenario(owner=user)
@@ -193,30 +197,32 @@ def test_a_link_for_another_scenario_of_the_same_owner_is_404(
     assert APIClient().get(f"/scenario/{second.pk}/view/?sig={sig}").status_code == 200
 
 
-def test_an_expired_link_is_403(scenario: Scenario, settings: Any, monkeypatch) -> None:
+def test_an_expired_link_is_403(
+    scenario: Scenario, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store_frame(scenario, jpeg())
     settings.MISIS_PREVIEW_LINK_TTL = 600
     real = time.time
-    monkeypatch.setattr(signing.time, "time", lambda: real() - 601)
+    monkeypatch.setattr("django.core.signing.time.time", lambda: real() - 601)
     sig = sig_of(scenario)
-    monkeypatch.setattr(signing.time, "time", real)
+    monkeypatch.setattr("django.core.signing.time.time", real)
     for path in ("frame.jpg", "view/", "view/state/"):
         resp = APIClient().get(f"/scenario/{scenario.pk}/{path}?sig={sig}")
         assert resp.status_code == 403, (path, resp.content)
         assert resp["Content-Type"] == "application/json"
         assert "expired" in resp.json()["detail"]
     # Within the TTL, the same kind of link works.
-    monkeypatch.setattr(signing.time, "time", lambda: real() - 590)
+    monkeypatch.setattr("django.core.signing.time.time", lambda: real() - 590)
     fresh = sig_of(scenario)
-    monkeypatch.setattr(signing.time, "time", real)
+    monkeypatch.setattr("django.core.signing.time.time", real)
     assert APIClient().get(f"/scenario/{scenario.pk}/frame.jpg?sig={fresh}").status_code == 200
 
 
-def test_the_default_link_lifetime_is_an_hour(settings: Any) -> None:
+def test_the_default_link_lifetime_is_an_hour(settings: Settings) -> None:
     assert settings.MISIS_PREVIEW_LINK_TTL == 3600
 
 
-def test_a_tampered_or_forged_link_is_403(user: object, scenario: Scenario) -> None:
+def test_a_tampered_or_forged_link_is_403(user: User, scenario: Scenario) -> None:
     store_frame(scenario, jpeg())
     sig = sig_of(scenario)
     value, stamp, mac = sig.rsplit(":", 2)
@@ -241,7 +247,7 @@ def test_a_tampered_or_forged_link_is_403(user: object, scenario: Scenario) -> N
 
 
 def test_a_link_of_a_deactivated_owner_or_a_given_away_scenario_is_refused(
-    user: object, other_user: object, scenario: Scenario
+    user: User, other_user: User, scenario: Scenario
 ) -> None:
     store_frame(scenario, jpeg())
     sig = sig_of(scenario)
@@ -266,10 +272,10 @@ def page_config(html: str) -> dict[str, object]:
         r'<script id="preview-config" type="application/json">(.*?)</script>', html, re.S
     )
     assert found, "no preview-config in the page"
-    return json.loads(found.group(1))
+    return cast("dict[str, object]", json.loads(found.group(1)))
 
 
-def test_page_with_a_preview_link(user: object, scenario: Scenario) -> None:
+def test_page_with_a_preview_link(user: User, scenario: Scenario) -> None:
     sig = sig_of(scenario)
     resp = APIClient().get(f"/scenario/{scenario.pk}/view/?sig={sig}")
     assert resp.status_code == 200
@@ -299,9 +305,9 @@ def test_page_with_a_preview_link(user: object, scenario: Scenario) -> None:
     assert config["state_url"] == f"/scenario/{scenario.pk}/view/state/"
 
 
-def test_page_with_a_session_polls_the_session_state(user: object, scenario: Scenario) -> None:
+def test_page_with_a_session_polls_the_session_state(user: User, scenario: Scenario) -> None:
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(user)  # type: ignore[arg-type]
+    browser.force_login(user)
     resp = browser.get(f"/scenario/{scenario.pk}/view/")
     assert resp.status_code == 200
     config = page_config(resp.content.decode())
@@ -319,7 +325,7 @@ def test_page_with_header_token(api: APIClient, scenario: Scenario) -> None:
     assert str(scenario.pk) in resp.content.decode()
 
 
-def test_page_escapes_what_the_user_wrote(user: object) -> None:
+def test_page_escapes_what_the_user_wrote(user: User) -> None:
     scenario = make_scenario(owner=user)
     Scenario.objects.filter(pk=scenario.pk).update(name="<script>alert(1)</script>")
     resp = APIClient().get(f"/scenario/{scenario.pk}/view/?sig={sig_of(scenario)}")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from misis import keys
@@ -25,7 +26,7 @@ BOXES = [
 
 
 @pytest.fixture
-def scenario(user: object) -> Iterator[Scenario]:
+def scenario(user: User) -> Iterator[Scenario]:
     """A scenario whose runner holds the lease: a preview is stored only under one."""
     s = make_scenario(owner=user)
     lease = Lease.acquire(s.pk, s.epoch)
@@ -88,7 +89,7 @@ def test_encoding_stops_when_the_mark_expires(api: APIClient, scenario: Scenario
 
 
 def test_a_stranger_cannot_mark_someone_elses_scenario(
-    other_api: APIClient, user: object, other_user: object, scenario: Scenario
+    other_api: APIClient, user: User, other_user: User, scenario: Scenario
 ) -> None:
     """Every refused preview request leaves the scenario unwatched: no encoding on demand of
     someone who may not see it."""

@@ -11,26 +11,30 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import connection, transaction
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from scenarios.models import OutboxMessage, Scenario, Status
 from scenarios.services import commands
 from tests.factories import make_scenario
 
-User = get_user_model()
+UserModel = get_user_model()
 
 
 def create(client: APIClient) -> Any:
     return client.post("/scenario/", {"source": "short.mp4"}, format="json")
 
 
-def test_the_default_quota_is_50(settings: Any) -> None:
+def test_the_default_quota_is_50(settings: Settings) -> None:
     assert settings.MISIS_QUOTA_ACTIVE_SCENARIOS == 50
 
 
 @pytest.mark.django_db
-def test_creating_past_the_quota_is_429_and_creates_nothing(api: APIClient, settings: Any) -> None:
+def test_creating_past_the_quota_is_429_and_creates_nothing(
+    api: APIClient, settings: Settings
+) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 2
     assert [create(api).status_code for _ in range(2)] == [201, 201]
     outbox = OutboxMessage.objects.count()
@@ -46,7 +50,7 @@ def test_creating_past_the_quota_is_429_and_creates_nothing(api: APIClient, sett
 
 
 @pytest.mark.django_db
-def test_a_stopped_scenario_frees_its_place(api: APIClient, user: Any, settings: Any) -> None:
+def test_a_stopped_scenario_frees_its_place(api: APIClient, user: User, settings: Settings) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
     first = make_scenario(Status.INACTIVE, owner=user)
     # Inactive scenarios do not count; stopping ones still hold a runner, and do.
@@ -60,7 +64,7 @@ def test_a_stopped_scenario_frees_its_place(api: APIClient, user: Any, settings:
 
 @pytest.mark.django_db
 def test_starting_again_past_the_quota_is_429_and_changes_nothing(
-    api: APIClient, user: Any, settings: Any
+    api: APIClient, user: User, settings: Settings
 ) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
     stopped = make_scenario(Status.INACTIVE, owner=user)
@@ -83,7 +87,7 @@ def test_starting_again_past_the_quota_is_429_and_changes_nothing(
 
 @pytest.mark.django_db
 def test_the_quota_is_per_user_and_holds_for_staff(
-    api: APIClient, other_api: APIClient, staff_api: APIClient, settings: Any
+    api: APIClient, other_api: APIClient, staff_api: APIClient, settings: Settings
 ) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
     assert create(api).status_code == 201
@@ -94,13 +98,13 @@ def test_the_quota_is_per_user_and_holds_for_staff(
 
 
 @pytest.mark.django_db
-def test_zero_means_no_quota(api: APIClient, settings: Any) -> None:
+def test_zero_means_no_quota(api: APIClient, settings: Settings) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 0
     assert {create(api).status_code for _ in range(5)} == {201}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_create_waits_for_the_owners_lock_and_then_counts(user: Any, settings: Any) -> None:
+def test_a_create_waits_for_the_owners_lock_and_then_counts(user: User, settings: Settings) -> None:
     """Deterministic: while another transaction holds the owner's row (and creates within it),
     a second create waits, then sees the first one's scenario and is refused."""
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
@@ -116,7 +120,7 @@ def test_a_create_waits_for_the_owners_lock_and_then_counts(user: Any, settings:
             connection.close()
 
     with transaction.atomic():
-        User.objects.select_for_update().get(pk=user.pk)
+        UserModel.objects.select_for_update().get(pk=user.pk)
         thread = threading.Thread(target=second)
         thread.start()
         thread.join(1.0)
@@ -128,7 +132,7 @@ def test_a_create_waits_for_the_owners_lock_and_then_counts(user: Any, settings:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_creates_cannot_both_pass(user: Any, settings: Any) -> None:
+def test_concurrent_creates_cannot_both_pass(user: User, settings: Settings) -> None:
     settings.MISIS_QUOTA_ACTIVE_SCENARIOS = 1
     barrier = threading.Barrier(6)
     outcome: list[str] = []
@@ -154,7 +158,7 @@ def test_concurrent_creates_cannot_both_pass(user: Any, settings: Any) -> None:
 
 @pytest.mark.django_db
 def test_an_admin_bulk_start_past_the_owners_quota_is_refused_not_a_500(
-    django_user_model: Any, user: Any, settings: Any
+    django_user_model: type[User], user: User, settings: Settings
 ) -> None:
     from django.test import Client
 

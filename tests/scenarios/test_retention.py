@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
+from pytest_django import Settings
 
 from misis.settings.retention import parse_duration
 from scenarios import retention
@@ -83,7 +85,7 @@ def snapshot(scenario: Scenario, seq: int) -> str:
 # --- partitions ahead, and which column decides the partition -------------------------------
 
 
-def test_partitions_are_created_ahead_with_their_unique_index(settings: Any) -> None:
+def test_partitions_are_created_ahead_with_their_unique_index(settings: Settings) -> None:
     settings.MISIS_PARTITIONS_AHEAD = 3
     later = timezone.now() + timedelta(days=40)
     made = retention.ensure_partitions(later)
@@ -101,7 +103,7 @@ def test_partitions_are_created_ahead_with_their_unique_index(settings: Any) -> 
     assert retention.ensure_partitions(later) == 0  # idempotent
 
 
-def test_the_partition_is_the_publish_time_not_the_sources_clock(user: Any) -> None:
+def test_the_partition_is_the_publish_time_not_the_sources_clock(user: User) -> None:
     # captured_at comes from the source (a camera's clock may be years off); created_at is the
     # database's: a frame "captured" in 1999 or 2100 lands in today's partition.
     scenario = make_scenario(Status.ACTIVE, owner=user)
@@ -113,7 +115,7 @@ def test_the_partition_is_the_publish_time_not_the_sources_clock(user: Any) -> N
     assert {table_of(Prediction, p.pk) for p in Prediction.objects.all()} == {today}
 
 
-def test_rows_each_side_of_midnight_land_in_their_day(user: Any, settings: Any) -> None:
+def test_rows_each_side_of_midnight_land_in_their_day(user: User, settings: Settings) -> None:
     settings.MISIS_PARTITIONS_AHEAD = 1
     day = timezone.now().date() + timedelta(days=30)
     # The sweep before midnight has created the next day already.
@@ -125,7 +127,7 @@ def test_rows_each_side_of_midnight_land_in_their_day(user: Any, settings: Any) 
     assert table_of(Prediction, after.pk) == f"scenarios_prediction_{day:%Y%m%d}"
 
 
-def test_a_row_without_a_partition_is_refused_not_lost(user: Any) -> None:
+def test_a_row_without_a_partition_is_refused_not_lost(user: User) -> None:
     # Only when the sweep has not run for MISIS_PARTITIONS_AHEAD days: the insert fails loudly.
     scenario = make_scenario(Status.ACTIVE, owner=user)
     with pytest.raises(IntegrityError, match="no partition"), transaction.atomic():
@@ -137,7 +139,7 @@ def test_a_row_without_a_partition_is_refused_not_lost(user: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)  # rows committed before the drop, as in life
 def test_partitions_wholly_older_than_the_retention_are_dropped_with_their_snapshots(
-    user: Any, settings: Any
+    user: User, settings: Settings
 ) -> None:
     settings.MISIS_RETENTION = timedelta(days=7)
     now = timezone.now()
@@ -167,7 +169,7 @@ def test_partitions_wholly_older_than_the_retention_are_dropped_with_their_snaps
 
 
 @pytest.mark.django_db(transaction=True)
-def test_snapshots_already_gone_do_not_stop_the_drop(user: Any, settings: Any) -> None:
+def test_snapshots_already_gone_do_not_stop_the_drop(user: User, settings: Settings) -> None:
     # A sweep that died after deleting the files and before the drop runs again cleanly.
     settings.MISIS_RETENTION = timedelta(days=1)
     old = timezone.now().date() - timedelta(days=3)
@@ -181,7 +183,7 @@ def test_snapshots_already_gone_do_not_stop_the_drop(user: Any, settings: Any) -
 
 @pytest.mark.django_db(transaction=True)
 def test_dropping_old_partitions_while_a_scenario_publishes_loses_nothing(
-    user: Any, settings: Any
+    user: User, settings: Settings
 ) -> None:
     """A real thread publishes through runner_publish (the runner's write) while the sweep
     creates and drops partitions with rows in them, over and over: no publish fails, every
@@ -247,7 +249,7 @@ def test_dropping_old_partitions_while_a_scenario_publishes_loses_nothing(
 
 
 def test_a_shorter_params_retention_deletes_that_scenarios_old_rows_in_batches(
-    user: Any, settings: Any, caplog: pytest.LogCaptureFixture
+    user: User, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings.MISIS_RETENTION_BATCH = 3
     short = make_scenario(Status.ACTIVE, owner=user, params={"retention": "1h"})
@@ -303,7 +305,7 @@ def test_params_retention_shortens_the_servers(api: Any, value: str, kept: timed
 # --- uniqueness across partitions -----------------------------------------------------------
 
 
-def test_a_frame_published_in_an_older_partition_cannot_be_published_again(user: Any) -> None:
+def test_a_frame_published_in_an_older_partition_cannot_be_published_again(user: User) -> None:
     """A runner restarted the next day (new epoch) that re-sends a frame already published
     yesterday: the per-partition index would not see it, the high-water mark refuses it."""
     yesterday = timezone.now().date() - timedelta(days=1)
@@ -333,7 +335,7 @@ def test_a_frame_published_in_an_older_partition_cannot_be_published_again(user:
     assert Prediction.objects.filter(frame_index=10).count() == 1
 
 
-def test_each_partition_refuses_a_duplicate_pair(user: Any) -> None:
+def test_each_partition_refuses_a_duplicate_pair(user: User) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     make_prediction(scenario, 3)
     make_event(scenario, 1)
@@ -346,7 +348,7 @@ def test_each_partition_refuses_a_duplicate_pair(user: Any) -> None:
 # --- cascade, the task, the setting ---------------------------------------------------------
 
 
-def test_deleting_a_scenario_deletes_its_rows_in_every_partition(user: Any) -> None:
+def test_deleting_a_scenario_deletes_its_rows_in_every_partition(user: User) -> None:
     yesterday = timezone.now().date() - timedelta(days=1)
     create_partitions(PREDICTIONS, [yesterday])
     scenario = make_scenario(Status.INACTIVE, owner=user)
@@ -360,7 +362,7 @@ def test_deleting_a_scenario_deletes_its_rows_in_every_partition(user: Any) -> N
     assert not Event.objects.exists()
 
 
-def test_the_sweep_is_a_beat_task_on_the_orchestrator_queue(settings: Any) -> None:
+def test_the_sweep_is_a_beat_task_on_the_orchestrator_queue(settings: Settings) -> None:
     entry = settings.CELERY_BEAT_SCHEDULE["retention"]
     assert entry["task"] == "scenarios.retention"
     from misis.celery import app

@@ -113,6 +113,7 @@ def test_counters_grow_in_the_database_and_the_state_never_goes_back() -> None:
     Scenario.objects.filter(pk=s.pk).update(frames_dropped=100, failed_restarts=2)
     runner_writes.runner_publish(**everything(s.pk, 1, 2))
     s.refresh_from_db()
+    assert s.analytics_state is not None and s.deadline_at is not None  # for the types
     assert (s.frames_processed, s.frames_dropped, s.reconnects) == (4, 103, 2)
     assert (s.next_frame, s.events_total, s.failed_restarts, s.fps) == (4, 3, 0, 7.0)
     assert (bytes(s.analytics_state), s.counts) == (b"state@4", {"zones": {"door": 2}})

@@ -7,8 +7,10 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from misis.lease import Lease, LeaseLost
 from scenarios.control import stop_requested
@@ -33,7 +35,7 @@ row = prediction_row
 
 
 def test_create_writes_outbox_and_dispatches_on_commit(
-    user: object, django_capture_on_commit_callbacks
+    user: User, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         scenario = commands.scenario_create(owner=user, source="short.mp4", params={})
@@ -46,7 +48,9 @@ def test_create_writes_outbox_and_dispatches_on_commit(
 
 
 def test_relay_sends_what_a_crash_after_commit_lost(
-    user: object, django_capture_on_commit_callbacks, settings
+    user: User,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    settings: Settings,
 ) -> None:
     # The transaction commits, then the process dies before its on-commit dispatch runs.
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -66,7 +70,7 @@ def test_relay_sends_what_a_crash_after_commit_lost(
     assert queued("runner") == 1
 
 
-def test_relay_respects_restart_backoff(user: object, settings) -> None:
+def test_relay_respects_restart_backoff(user: User, settings: Settings) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     OutboxMessage.objects.update(dispatched_at=timezone.now())
     settings.MISIS_OUTBOX_RELAY_GRACE = 0
@@ -82,7 +86,7 @@ def test_relay_respects_restart_backoff(user: object, settings) -> None:
 
 
 def test_stop_is_idempotent_and_completes_without_a_runner(
-    user: object, django_capture_on_commit_callbacks
+    user: User, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     with django_capture_on_commit_callbacks(execute=True):
@@ -99,7 +103,7 @@ def test_stop_is_idempotent_and_completes_without_a_runner(
 
 
 def test_stop_with_a_live_runner_signals_it(
-    user: object, django_capture_on_commit_callbacks
+    user: User, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
 ) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     lease = Lease.acquire(scenario.pk, scenario.epoch)
@@ -117,7 +121,7 @@ def test_stop_with_a_live_runner_signals_it(
     assert scenario.stop_reason == StopReason.REQUESTED  # the user's stop wins
 
 
-def test_start_again_bumps_epoch(user: object) -> None:
+def test_start_again_bumps_epoch(user: User) -> None:
     scenario = make_scenario(Status.INACTIVE, owner=user)
     scenario, changed = commands.scenario_request_start(scenario_id=scenario.pk)
     assert changed
@@ -128,14 +132,16 @@ def test_start_again_bumps_epoch(user: object) -> None:
 
 
 @pytest.mark.parametrize("status", [Status.INIT_SHUTDOWN, Status.IN_SHUTDOWN_PROCESSING])
-def test_start_refused_while_stopping(user: object, status: Status) -> None:
+def test_start_refused_while_stopping(user: User, status: Status) -> None:
     scenario = make_scenario(status, owner=user)
     with pytest.raises(commands.TransitionRefused) as exc:
         commands.scenario_request_start(scenario_id=scenario.pk)
     assert exc.value.status == status
 
 
-def test_obsolete_start_is_not_sent(user: object, django_capture_on_commit_callbacks) -> None:
+def test_obsolete_start_is_not_sent(
+    user: User, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     with django_capture_on_commit_callbacks(execute=False):
         scenario = commands.scenario_create(owner=user, source="short.mp4")
         commands.scenario_request_stop(scenario_id=scenario.pk)
@@ -146,7 +152,7 @@ def test_obsolete_start_is_not_sent(user: object, django_capture_on_commit_callb
     assert scenario.status == Status.INACTIVE
 
 
-def test_publish_is_fenced_by_epoch(user: object) -> None:
+def test_publish_is_fenced_by_epoch(user: User) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     runner_writes.runner_publish(
         scenario_id=scenario.pk, epoch=1, rows=[row(0), row(1)], next_frame=2, fps=2.0
@@ -160,7 +166,7 @@ def test_publish_is_fenced_by_epoch(user: object) -> None:
     assert list(Prediction.objects.values_list("frame_index", flat=True)) == [0, 1]
 
 
-def test_a_published_row_is_stored_field_for_field(user: object) -> None:
+def test_a_published_row_is_stored_field_for_field(user: User) -> None:
     # PredictionRow, the stored row and the API's result carry the one list of fields.
     assert tuple(f.name for f in dataclasses.fields(runner_writes.PredictionRow)) == (
         PREDICTION_FIELDS
@@ -174,7 +180,7 @@ def test_a_published_row_is_stored_field_for_field(user: object) -> None:
     assert (stored.scenario_id, stored.epoch) == (scenario.pk, 1)
 
 
-def test_watchdog_restarts_then_gives_up(user: object, settings) -> None:
+def test_watchdog_restarts_then_gives_up(user: User, settings: Settings) -> None:
     settings.MISIS_MAX_RESTARTS = 2
     scenario = make_scenario(Status.ACTIVE, owner=user)
     for expected_epoch in (2, 3):
@@ -192,10 +198,11 @@ def test_watchdog_restarts_then_gives_up(user: object, settings) -> None:
     scenario.refresh_from_db()
     assert scenario.status == Status.INACTIVE
     assert scenario.stop_reason == StopReason.ERROR
+    assert scenario.error is not None
     assert "2 times" in scenario.error
 
 
-def test_watchdog_leaves_healthy_and_completes_dead_shutdowns(user: object) -> None:
+def test_watchdog_leaves_healthy_and_completes_dead_shutdowns(user: User) -> None:
     healthy = make_scenario(Status.ACTIVE, owner=user)
     dying = make_scenario(Status.IN_SHUTDOWN_PROCESSING, owner=user)
     Scenario.objects.filter(pk=dying.pk).update(deadline_at=timezone.now() - timedelta(1))
@@ -206,7 +213,7 @@ def test_watchdog_leaves_healthy_and_completes_dead_shutdowns(user: object) -> N
     assert dying.status == Status.INACTIVE
 
 
-def test_progress_resets_failed_restarts(user: object) -> None:
+def test_progress_resets_failed_restarts(user: User) -> None:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     Scenario.objects.filter(pk=scenario.pk).update(failed_restarts=3)
     runner_writes.runner_publish(scenario_id=scenario.pk, epoch=1, rows=[row(0)], next_frame=1)
@@ -214,14 +221,14 @@ def test_progress_resets_failed_restarts(user: object) -> None:
     assert scenario.failed_restarts == 0
 
 
-def test_restart_backoff_grows_and_is_capped(settings) -> None:
+def test_restart_backoff_grows_and_is_capped(settings: Settings) -> None:
     settings.MISIS_RESTART_BACKOFF_BASE = 1.0
     settings.MISIS_RESTART_BACKOFF_MAX = 10.0
     assert [watchdog.restart_backoff(n) for n in range(6)] == [0, 1, 2, 4, 8, 10]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_dispatchers_send_once(user: object, settings) -> None:
+def test_concurrent_dispatchers_send_once(user: User, settings: Settings) -> None:
     """The fast path and the relay race for the same row: exactly one sends it."""
     settings.MISIS_OUTBOX_RELAY_GRACE = 0
     from django.db import transaction
@@ -251,7 +258,9 @@ def test_concurrent_dispatchers_send_once(user: object, settings) -> None:
 
 
 def test_a_start_waits_for_a_runner_up_to_the_start_timeout(
-    user: object, settings, django_capture_on_commit_callbacks
+    user: User,
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     # Sent to the runner queue and not claimed yet: under load a start waits there for
     # seconds, which is no dead runner; only past MISIS_START_TIMEOUT is it sent again.
@@ -260,6 +269,7 @@ def test_a_start_waits_for_a_runner_up_to_the_start_timeout(
         scenario = commands.scenario_create(owner=user, source="short.mp4")  # and sent
     scenario.refresh_from_db()
     assert scenario.status == Status.IN_STARTUP_PROCESSING
+    assert scenario.deadline_at is not None
     left = (scenario.deadline_at - timezone.now()).total_seconds()
     assert 25 < left <= 30
     Scenario.objects.filter(pk=scenario.pk).update(

@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
+from pytest_django import Settings
 
 from scenarios.models import Delivery, Event
 from scenarios.webhooks import deliver, webhook_relay
@@ -66,7 +68,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(autouse=True)
-def _fast_retries(settings: Any) -> None:
+def _fast_retries(settings: Settings) -> None:
     settings.MISIS_WEBHOOK_BACKOFF_BASE = 0.05
     settings.MISIS_WEBHOOK_BACKOFF_MAX = 0.2
     settings.MISIS_WEBHOOK_TIMEOUT = 3
@@ -90,7 +92,9 @@ def drain(events: list[Event], deadline: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def test_every_event_is_delivered_once_signed_after_failures(receiver: Receiver, user: Any) -> None:
+def test_every_event_is_delivered_once_signed_after_failures(
+    receiver: Receiver, user: User
+) -> None:
     scenario = make_scenario(
         owner=user, params={"webhook": {"url": receiver.url, "secret": SECRET}}
     )
@@ -105,7 +109,7 @@ def test_every_event_is_delivered_once_signed_after_failures(receiver: Receiver,
     assert sum(attempts for _, attempts in states) == 5
 
 
-def test_a_delivered_or_leased_event_is_not_sent_again(receiver: Receiver, user: Any) -> None:
+def test_a_delivered_or_leased_event_is_not_sent_again(receiver: Receiver, user: User) -> None:
     receiver.fail = 0
     scenario = make_scenario(
         owner=user, params={"webhook": {"url": receiver.url, "secret": SECRET}}
@@ -117,7 +121,9 @@ def test_a_delivered_or_leased_event_is_not_sent_again(receiver: Receiver, user:
     assert len(receiver.attempts) == 1
 
 
-def test_retries_give_up_after_the_limit(receiver: Receiver, user: Any, settings: Any) -> None:
+def test_retries_give_up_after_the_limit(
+    receiver: Receiver, user: User, settings: Settings
+) -> None:
     receiver.fail = 100
     settings.MISIS_WEBHOOK_GIVE_UP = 0
     scenario = make_scenario(
@@ -126,11 +132,12 @@ def test_retries_give_up_after_the_limit(receiver: Receiver, user: Any, settings
     event = pending(scenario, 1)
     assert deliver(str(event.pk)) == Delivery.FAILED
     event.refresh_from_db()
+    assert event.webhook_error is not None
     assert event.webhook == Delivery.FAILED and "500" in event.webhook_error
 
 
 def test_a_webhook_host_denied_since_is_never_contacted(
-    internal_host: InternalHost, user: Any
+    internal_host: InternalHost, user: User
 ) -> None:
     hook = {"url": f"http://{internal_host.address}/hook", "secret": SECRET}
     scenario = make_scenario(owner=user)
@@ -139,11 +146,14 @@ def test_a_webhook_host_denied_since_is_never_contacted(
     event = pending(scenario, 1)
     assert deliver(str(event.pk)) == "retry"
     event.refresh_from_db()
+    assert event.webhook_error is not None
     assert "deny list" in event.webhook_error
     assert internal_host.untouched()
 
 
-def test_the_relay_sends_what_is_due(receiver: Receiver, user: Any, monkeypatch: Any) -> None:
+def test_the_relay_sends_what_is_due(
+    receiver: Receiver, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sent: list[str] = []
     monkeypatch.setattr("scenarios.webhooks.dispatch", lambda ids: sent.extend(ids))
     scenario = make_scenario(

@@ -28,17 +28,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
-from django.http import HttpResponse
+from django.http import HttpResponseBase
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils.regex_helper import normalize
+from pytest_django import Settings
 from rest_framework.authtoken.models import Token
 
 from misis.redis_client import get_redis
@@ -48,6 +49,10 @@ from scenarios.preview_links import preview_link_sign
 from sources.models import Upload
 from sources.storage import video_storage
 from tests.factories import make_event, make_prediction, make_scenario
+
+if TYPE_CHECKING:
+    # What the test client returns: a response with .json(), .client and the request.
+    from django.test.client import _MonkeyPatchedWSGIResponse as TestResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +110,7 @@ class Route:
 
     @property
     def pattern(self) -> URLPattern:
-        return self.chain[-1]
+        return cast(URLPattern, self.chain[-1])
 
     @property
     def is_admin(self) -> bool:
@@ -174,7 +179,7 @@ def ids(routes: list[Route]) -> list[str]:
 
 # --- the world the requests meet -------------------------------------------------------------
 
-User = get_user_model()
+UserModel = get_user_model()
 
 
 @dataclass
@@ -209,18 +214,18 @@ class World:
     def url(self, route: Route, scenario_id: str | None = None) -> str:
         return route.url(self.values(route, scenario_id))
 
-    def header(self, user: Any) -> Client:
+    def header(self, user: User) -> Client:
         return Client(HTTP_AUTHORIZATION=f"Token {self.tokens[user.username]}")
 
-    def session(self, user: Any) -> Client:
+    def session(self, user: User) -> Client:
         client = Client()
         client.force_login(user)
         return client
 
-    def query(self, user: Any, url: str) -> str:
+    def query(self, user: User, url: str) -> str:
         return f"{url}{'&' if '?' in url else '?'}token={self.tokens[user.username]}"
 
-    def link(self, user: Any, url: str) -> str:
+    def link(self, user: User, url: str) -> str:
         """``url`` with the preview link ``user`` gets from the API: of the world's scenario for
         its owner and staff, of a scenario of their own for anyone else."""
         scenario = self.scenario
@@ -230,7 +235,7 @@ class World:
 
 
 @pytest.fixture
-def world(user: Any, other_user: Any, staff_user: Any) -> World:
+def world(user: User, other_user: User, staff_user: User) -> World:
     scenario = make_scenario(Status.ACTIVE, owner=user)
     make_prediction(scenario, boxes=[])
     snapshot = video_storage().save(
@@ -258,14 +263,15 @@ def body_for(route: Route, method: str) -> dict[str, Any]:
     return {}
 
 
-def call(client: Client, method: str, url: str, route: Route) -> HttpResponse:
+def call(client: Client, method: str, url: str, route: Route) -> TestResponse:
     data = body_for(route, method)
     if method == "get":
         return client.get(url)
-    return getattr(client, method)(url, data, content_type="application/json")
+    send = getattr(client, method)  # client.post, .put, .patch or .delete
+    return cast("TestResponse", send(url, data, content_type="application/json"))
 
 
-def assert_login_redirect(response: HttpResponse, what: str) -> None:
+def assert_login_redirect(response: HttpResponseBase, what: str) -> None:
     assert response.status_code == 302, (what, response.status_code)
     assert response["Location"].startswith("/admin/login/?next="), (what, response["Location"])
 
@@ -340,7 +346,7 @@ def test_no_or_a_wrong_token_is_401(route: Route, world: World) -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("route", NON_PUBLIC, ids=ids(NON_PUBLIC))
 def test_a_deactivated_users_token_is_401(route: Route, world: World) -> None:
-    User.objects.filter(pk=world.owner.pk).update(is_active=False)
+    UserModel.objects.filter(pk=world.owner.pk).update(is_active=False)
     response = call(world.header(world.owner), route.methods[0], world.url(route), route)
     assert response.status_code == 401
 
@@ -436,13 +442,13 @@ def test_any_user_creates_scenarios_of_their_own(world: World) -> None:
 
 @pytest.mark.django_db
 def test_any_user_uploads_videos_with_the_header_only(
-    world: World, video_root: Path, tmp_path: Path, settings: Any
+    world: World, video_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     settings.MISIS_VIDEO_ROOT = tmp_path
     route = next(r for r in API_ROUTES if r.route == "video/")
     url = world.url(route)
 
-    def upload(client: Client, target: str) -> HttpResponse:
+    def upload(client: Client, target: str) -> TestResponse:
         with (video_root / "short.mp4").open("rb") as body:
             return client.post(target, {"file": body})
 
@@ -455,7 +461,7 @@ def test_any_user_uploads_videos_with_the_header_only(
     assert len(list((tmp_path / "uploads").iterdir())) == 1
 
 
-def ways_in(world: World, route: Route, user: Any, url: str) -> list[tuple[str, Client, str]]:
+def ways_in(world: World, route: Route, user: User, url: str) -> list[tuple[str, Client, str]]:
     """Each way ``user`` can present credentials to ``route``: (how, client, url)."""
     ways = [("header", world.header(user), url)]
     if route.kind == OWNED_PREVIEW:
@@ -466,7 +472,7 @@ def ways_in(world: World, route: Route, user: Any, url: str) -> list[tuple[str, 
     return ways
 
 
-def ways_refused(world: World, route: Route, user: Any, url: str) -> list[tuple[str, Client, str]]:
+def ways_refused(world: World, route: Route, user: User, url: str) -> list[tuple[str, Client, str]]:
     """The credentials ``route`` does not take: the scenario API wants the header; nothing
     takes an API token in the query string."""
     refused = [("?token=", Client(), world.query(user, url))]

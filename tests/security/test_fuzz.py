@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import User
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
@@ -43,6 +44,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from scenarios.analytics_params import GEOMETRY_RULES
 from scenarios.models import Status
 from tests.factories import make_prediction, make_scenario
+from tests.helpers import token_key
 
 SCHEMA_PATH = "/api/schema/?format=json"
 MAX_EXAMPLES = 30
@@ -96,7 +98,7 @@ def wsgi_app(db: None) -> Iterator[WSGIHandler]:
 
 
 @pytest.fixture
-def ids(user: Any, other_user: Any) -> dict[str, str]:
+def ids(user: User, other_user: User) -> dict[str, str]:
     """Scenarios in several statuses, so that commands meet each branch of the state machine."""
     mine = [make_scenario(status, owner=user) for status in (Status.ACTIVE, Status.INACTIVE)]
     mine.append(make_scenario(Status.INIT_STARTUP, owner=user))
@@ -114,8 +116,8 @@ def ids(user: Any, other_user: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def token(user: Any) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+def token(user: User) -> str:
+    return token_key(Token.objects.get_or_create(user=user)[0])
 
 
 @pytest.fixture
@@ -293,7 +295,7 @@ BAD_BODIES = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("body", BAD_BODIES)
-def test_bad_input_is_a_400_not_a_500(body: str, user: Any) -> None:
+def test_bad_input_is_a_400_not_a_500(body: str, user: User) -> None:
     client = Client(
         raise_request_exception=False,
         HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}",

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from runner.sources import SourceError, VideoSource
 from tests.media_servers.internal_host import InternalHost
 
 
 @pytest.fixture(autouse=True)
-def _short_timeouts(settings: Any) -> None:
+def _short_timeouts(settings: Settings) -> None:
     settings.MISIS_STREAM_OPEN_TIMEOUT = 4
     settings.MISIS_STREAM_READ_TIMEOUT = 2
 
@@ -246,6 +247,6 @@ def test_a_local_playlist_posing_as_a_video_opens_nothing(
     assert internal_host.untouched()
 
 
-def test_frames_over_the_pixel_cap_are_refused_before_decoding(settings: Any) -> None:
+def test_frames_over_the_pixel_cap_are_refused_before_decoding(settings: Settings) -> None:
     settings.MISIS_MAX_FRAME_PIXELS = 100 * 100  # short.mp4 is 320x240
     assert "MISIS_MAX_FRAME_PIXELS" in open_fails("short.mp4")

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from tests.videos.test_upload import stored_files, upload
@@ -20,7 +21,7 @@ BIG = (4000, 4000)  # 16 Mpixel, over the default limit (3840 x 2160 = 8.3 Mpixe
 
 
 @pytest.fixture
-def upload_root(tmp_path: Path, settings: Any) -> Path:
+def upload_root(tmp_path: Path, settings: Settings) -> Path:
     root = tmp_path / "videos"
     root.mkdir()
     settings.MISIS_VIDEO_ROOT = root
@@ -55,7 +56,7 @@ def assert_refused_for_size(response: Any, limit: int) -> None:
 
 
 def test_frames_over_the_limit_are_refused_and_not_stored(
-    api: APIClient, upload_root: Path, tmp_path: Path, settings: Any
+    api: APIClient, upload_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     big = write_flat_video(tmp_path / "big.mp4", BIG)
     assert big.stat().st_size < 1024 * 1024  # the attack is cheap to send
@@ -64,7 +65,7 @@ def test_frames_over_the_limit_are_refused_and_not_stored(
 
 
 def test_a_header_that_claims_small_frames_does_not_get_big_ones_decoded(
-    api: APIClient, upload_root: Path, tmp_path: Path, settings: Any
+    api: APIClient, upload_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     liar = claim_size(write_flat_video(tmp_path / "liar.mp4", BIG), (320, 240))
     assert_refused_for_size(upload(api, liar), settings.MISIS_MAX_FRAME_PIXELS)
@@ -72,7 +73,7 @@ def test_a_header_that_claims_small_frames_does_not_get_big_ones_decoded(
 
 
 def test_the_limit_is_the_setting(
-    api: APIClient, video_root: Path, upload_root: Path, settings: Any
+    api: APIClient, video_root: Path, upload_root: Path, settings: Settings
 ) -> None:
     settings.MISIS_MAX_FRAME_PIXELS = 320 * 240 - 1
     assert_refused_for_size(upload(api, video_root / "short.mp4"), 320 * 240 - 1)
@@ -83,7 +84,7 @@ def test_the_limit_is_the_setting(
 
 
 def test_frames_up_to_the_limit_pass(
-    api: APIClient, upload_root: Path, tmp_path: Path, settings: Any
+    api: APIClient, upload_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     settings.MISIS_MAX_FRAME_PIXELS = BIG[0] * BIG[1]
     response = upload(api, write_flat_video(tmp_path / "big.mp4", BIG))
@@ -93,7 +94,7 @@ def test_frames_up_to_the_limit_pass(
 
 
 def test_a_frame_far_over_the_limit_is_refused_before_a_picture_is_made(
-    api: APIClient, upload_root: Path, tmp_path: Path, settings: Any
+    api: APIClient, upload_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     """FFmpeg refuses the size from the stream's headers (max_pixels): no frame is decoded, so
     the answer cannot name the frame's size (a decoded frame over the limit would)."""

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
+from pytest_django import Settings
 from rest_framework.parsers import MultiPartParser
 from rest_framework.test import APIClient
 
@@ -22,14 +24,14 @@ from sources.models import Upload
 from sources.selectors import upload_visible
 from tests.media_servers.s3_fixtures import S3Server
 from tests.videos.test_upload import stored_files, upload
-from videos import services
-from videos.services import VideoTooLarge, video_store
+from videos.content import VideoTooLarge
+from videos.services import video_store
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def upload_root(tmp_path: Path, settings: Any, video_root: Path) -> Path:
+def upload_root(tmp_path: Path, settings: Settings, video_root: Path) -> Path:
     """A video root of this test's own, holding the shared samples (as links)."""
     root = tmp_path / "videos"
     root.mkdir()
@@ -59,7 +61,9 @@ def never_uploaded(source: str) -> str:
 # --- the owner is recorded ----------------------------------------------------------------------
 
 
-def test_an_upload_is_recorded_with_its_owner(api: APIClient, user: Any, upload_root: Path) -> None:
+def test_an_upload_is_recorded_with_its_owner(
+    api: APIClient, user: User, upload_root: Path
+) -> None:
     source = uploaded(api, upload_root)
     [row] = Upload.objects.all()
     assert (row.owner, row.source, row.size) == (
@@ -126,7 +130,7 @@ def test_an_upload_with_no_owner_is_staffs_only(
 
 
 def test_upload_visible(
-    api: APIClient, user: Any, other_user: Any, staff_user: Any, upload_root: Path
+    api: APIClient, user: User, other_user: User, staff_user: User, upload_root: Path
 ) -> None:
     from django.contrib.auth.models import AnonymousUser
 
@@ -164,7 +168,7 @@ def test_another_users_upload_in_s3_reads_like_a_missing_one(
 
 
 def test_a_failed_save_records_nothing(
-    api: APIClient, video_root: Path, s3_settings: S3Server, settings: Any
+    api: APIClient, video_root: Path, s3_settings: S3Server, settings: Settings
 ) -> None:
     s3_settings.apply(settings, AWS_SECRET_ACCESS_KEY="not-the-secret")
     assert upload(api, video_root / "short.mp4").status_code == 503
@@ -172,11 +176,11 @@ def test_a_failed_save_records_nothing(
 
 
 def test_a_failed_record_keeps_no_file(
-    user: Any, other_user: Any, upload_root: Path, monkeypatch: pytest.MonkeyPatch
+    user: User, other_user: User, upload_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The row cannot go in (a real unique violation: the name is taken in the table): the
     saved file is removed again."""
-    monkeypatch.setattr(services.secrets, "token_hex", lambda n: "ab" * n)
+    monkeypatch.setattr("videos.services.secrets.token_hex", lambda n: "ab" * n)
     taken = f"uploads/{'ab' * 16}.mp4"
     Upload.objects.create(owner=other_user, source=taken, size=1)
     file = SimpleUploadedFile("clip.mp4", (upload_root / "short.mp4").read_bytes())
@@ -190,7 +194,7 @@ def test_a_failed_record_keeps_no_file(
 
 
 def test_an_upload_over_the_quota_is_413_and_stores_nothing(
-    api: APIClient, other_api: APIClient, upload_root: Path, settings: Any
+    api: APIClient, other_api: APIClient, upload_root: Path, settings: Settings
 ) -> None:
     size = (upload_root / "short.mp4").stat().st_size
     settings.MISIS_QUOTA_UPLOAD_BYTES = 2 * size - 1
@@ -208,7 +212,7 @@ def test_an_upload_over_the_quota_is_413_and_stores_nothing(
 
 
 def test_an_upload_over_the_quota_is_refused_before_the_body_is_read(
-    api: APIClient, upload_root: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+    api: APIClient, upload_root: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.MISIS_QUOTA_UPLOAD_BYTES = 1000
 
@@ -223,7 +227,7 @@ def test_an_upload_over_the_quota_is_refused_before_the_body_is_read(
 
 
 def test_an_s3_upload_over_the_quota_stores_nothing(
-    api: APIClient, video_root: Path, s3_settings: S3Server, settings: Any
+    api: APIClient, video_root: Path, s3_settings: S3Server, settings: Settings
 ) -> None:
     before = s3_settings.keys("uploads/")
     settings.MISIS_QUOTA_UPLOAD_BYTES = (video_root / "short.mp4").stat().st_size - 1
@@ -245,7 +249,7 @@ def waiting_on_locks() -> int:
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_uploads_do_not_pass_the_quota_together(
-    upload_root: Path, settings: Any
+    upload_root: Path, settings: Settings
 ) -> None:
     """Uploads of one user at the same moment, room for one: exactly one is stored.
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from misis.logs import scenario_context
@@ -55,7 +56,7 @@ def test_a_bucket_not_configured_is_refused_at_create_time(
 
 
 def test_a_bucket_not_configured_is_refused_at_presign_time(
-    other_bucket: str, s3_settings: S3Server, settings: Any
+    other_bucket: str, s3_settings: S3Server, settings: Settings
 ) -> None:
     # A scenario stored while the bucket was listed (or before the list existed) is checked
     # again when the runner opens it.
@@ -67,14 +68,14 @@ def test_a_bucket_not_configured_is_refused_at_presign_time(
     assert not isinstance(exc.value, ObjectStorageError)
 
 
-def test_bucket_names_are_compared_exactly(other_bucket: str, settings: Any) -> None:
+def test_bucket_names_are_compared_exactly(other_bucket: str, settings: Settings) -> None:
     settings.MISIS_S3_BUCKETS = [other_bucket]
     for source in ("s3://OTHER-FOOTAGE/cams/lobby.mp4", "s3://other-footage./cams/lobby.mp4"):
         with pytest.raises(SourceError, match="not one that s3 sources may name"):
             parse_s3(source)
 
 
-def test_no_bucket_configured_means_no_s3_sources(api: APIClient, settings: Any) -> None:
+def test_no_bucket_configured_means_no_s3_sources(api: APIClient, settings: Settings) -> None:
     settings.MISIS_S3_BUCKETS = []
     with pytest.raises(SourceError, match="object storage configured"):
         parse_s3("s3://misis-test/clip.mp4")
@@ -84,7 +85,7 @@ def test_no_bucket_configured_means_no_s3_sources(api: APIClient, settings: Any)
 
 
 def test_an_empty_list_turns_s3_sources_off_with_s3_configured(
-    api: APIClient, s3_settings: S3Server, settings: Any
+    api: APIClient, s3_settings: S3Server, settings: Settings
 ) -> None:
     settings.MISIS_S3_BUCKETS = []
     response = create(api, f"s3://{s3_settings.bucket}/clip.mp4")
@@ -144,7 +145,7 @@ def shown_error(source: str) -> SourceError:
 def test_missing_and_unreadable_objects_read_the_same(
     s3_settings: S3Server,
     other_bucket: str,
-    settings: Any,
+    settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)

@@ -14,16 +14,17 @@ import cv2
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from pytest_django import Settings
 from rest_framework.parsers import MultiPartParser
 from rest_framework.test import APIClient
 
 from runner.sources import SourceError, resolve_local
 from sources import storage
+from sources.selectors import UPLOAD_PREFIX
 from sources.storage import ObjectStorageError, presigned_url, s3_configured
 from testbed.processes import free_ports
 from tests.media_servers.s3_fixtures import S3Server
 from videos.content import NOT_A_VIDEO
-from videos.services import UPLOAD_PREFIX
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ VIDEO_FIELDS = {"source", "size", "frames", "width", "height", "fps"}
 
 
 @pytest.fixture
-def upload_root(tmp_path: Path, settings: Any) -> Path:
+def upload_root(tmp_path: Path, settings: Settings) -> Path:
     """A video root of this test's own: what an upload stores there is this test's alone."""
     root = tmp_path / "videos"
     root.mkdir()
@@ -113,7 +114,7 @@ def test_the_clients_file_name_is_not_used(
 
 
 def test_a_big_upload_streams_through_a_temporary_file(
-    api: APIClient, upload_root: Path, tmp_path: Path, settings: Any
+    api: APIClient, upload_root: Path, tmp_path: Path, settings: Settings
 ) -> None:
     big = write_noisy_video(tmp_path / "big.mp4", frames=30)
     assert big.stat().st_size > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
@@ -170,7 +171,7 @@ def test_empty_missing_and_non_multipart_bodies_are_400(api: APIClient, upload_r
 
 
 def test_an_upload_over_the_limit_is_413_and_not_stored(
-    api: APIClient, video_root: Path, upload_root: Path, settings: Any
+    api: APIClient, video_root: Path, upload_root: Path, settings: Settings
 ) -> None:
     size = (video_root / "short.mp4").stat().st_size
     # Just over: the body's length passes the early check, the file's own size does not.
@@ -185,7 +186,11 @@ def test_an_upload_over_the_limit_is_413_and_not_stored(
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(
-    api: APIClient, video_root: Path, upload_root: Path, settings: Any, monkeypatch: Any
+    api: APIClient,
+    video_root: Path,
+    upload_root: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings.MISIS_UPLOAD_MAX_BYTES = 1000
 
@@ -226,7 +231,7 @@ def test_malformed_s3_sources(source: str, message: str) -> None:
         storage.parse_s3(source)
 
 
-def test_s3_sources_are_parsed_literally(settings: Any) -> None:
+def test_s3_sources_are_parsed_literally(settings: Settings) -> None:
     settings.MISIS_S3_BUCKETS = ["clips"]
     assert storage.parse_s3("S3://clips/a b/c#1.mp4") == ("clips", "a b/c#1.mp4")
 
@@ -282,7 +287,7 @@ def test_a_big_upload_reaches_s3_in_parts(
 
 
 def test_refused_uploads_leave_nothing_in_the_bucket(
-    api: APIClient, video_root: Path, s3_settings: S3Server, settings: Any
+    api: APIClient, video_root: Path, s3_settings: S3Server, settings: Settings
 ) -> None:
     before = s3_settings.keys(UPLOAD_PREFIX)
     assert upload(api, video_root / "notes.txt", name="notes.mp4").status_code == 400
@@ -292,7 +297,7 @@ def test_refused_uploads_leave_nothing_in_the_bucket(
 
 
 def test_a_source_in_another_listed_bucket_is_read(
-    s3_settings: S3Server, video_root: Path, settings: Any
+    s3_settings: S3Server, video_root: Path, settings: Settings
 ) -> None:
     settings.MISIS_S3_BUCKETS = [s3_settings.bucket, "other-footage"]
     client = s3_settings.client()
@@ -303,7 +308,9 @@ def test_a_source_in_another_listed_bucket_is_read(
     assert read_frames(url) == 40
 
 
-def test_missing_keys_and_buckets_are_not_told_apart(s3_settings: S3Server, settings: Any) -> None:
+def test_missing_keys_and_buckets_are_not_told_apart(
+    s3_settings: S3Server, settings: Settings
+) -> None:
     settings.MISIS_S3_BUCKETS = [s3_settings.bucket, "no-such-bucket"]
     unreadable = r": no such object, or not readable with the service's credentials$"
     with pytest.raises(SourceError, match=rf"^s3://misis-test/nope\.mp4{unreadable}") as exc:
@@ -325,7 +332,7 @@ def test_wrong_credentials_are_503_and_named(
     api: APIClient,
     video_root: Path,
     s3_settings: S3Server,
-    settings: Any,
+    settings: Settings,
     override: dict[str, str],
     code: str,
 ) -> None:
@@ -343,7 +350,7 @@ def test_wrong_credentials_are_503_and_named(
 
 
 def test_an_unreachable_store_is_503(
-    api: APIClient, video_root: Path, upload_root: Path, s3_settings: S3Server, settings: Any
+    api: APIClient, video_root: Path, upload_root: Path, s3_settings: S3Server, settings: Settings
 ) -> None:
     [port] = free_ports(1)  # nothing listens there
     s3_settings.apply(settings, AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}")
