@@ -93,7 +93,7 @@ def list_filters(request: Request) -> tuple[list[str], str | None]:
         raise ValidationError(
             {"status": [f"unknown status {unknown[0]!r}; one of {', '.join(Status.values)}"]}
         )
-    name = request.query_params.get("name") or None
+    name = single_param(request, "name") or None
     if name is not None and (len(name) > selectors.NAME_FILTER_MAX or not storable_text(name)):
         raise ValidationError(
             {"name": [f"at most {selectors.NAME_FILTER_MAX} characters, no NUL or surrogates"]}
@@ -161,7 +161,7 @@ class ScenarioListCreateApi(APIView):
         page = selectors.scenario_page(
             user=request.user,
             limit=limit or selectors.SCENARIO_PAGE,
-            cursor=request.query_params.get("cursor") or None,
+            cursor=single_param(request, "cursor") or None,
             statuses=statuses,
             name=name,
         )
@@ -283,10 +283,19 @@ class ScenarioDetailApi(APIView):
         return Response(status=http.HTTP_204_NO_CONTENT)
 
 
+def single_param(request: Request, name: str) -> str | None:
+    """A query parameter that takes one value; given twice (``?limit=5&limit=9``) it is
+    refused rather than one of the two silently chosen."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ValidationError({name: ["given more than once; give it once"]})
+    return values[0] if values else None
+
+
 def int_param(
     request: Request, name: str, default: int | None, minimum: int, maximum: int | None = None
 ) -> int | None:
-    raw = request.query_params.get(name)
+    raw = single_param(request, name)
     if raw is None or raw == "":
         return default
     bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"

@@ -367,6 +367,23 @@ def test_list_refuses_a_bad_limit(api: Any, limit: str) -> None:
     assert "limit" in answer.json()
 
 
+@pytest.mark.parametrize("name", ["limit", "name", "cursor"])
+def test_list_refuses_a_parameter_given_twice(api: Any, name: str) -> None:
+    # Which of the two would count is the server's guess: refused, naming it.
+    answer = api.get(f"/scenario/?{name}=5&{name}=false")
+    assert answer.status_code == 400
+    assert answer.json() == {name: ["given more than once; give it once"]}
+
+
+def test_predictions_and_events_refuse_a_parameter_given_twice(api: Any, user: User) -> None:
+    s = make_scenario(Status.INACTIVE, owner=user)
+    for path in (f"/prediction/{s.pk}/", f"/event/{s.pk}/"):
+        for name in ("limit", "after"):
+            answer = api.get(f"{path}?{name}=5&{name}=7")
+            assert answer.status_code == 400, (path, name)
+            assert answer.json() == {name: ["given more than once; give it once"]}
+
+
 def test_list_filters_by_status_repeatable(api: Any, user: User, other_user: User) -> None:
     active = make_many(user, 3, status=Status.ACTIVE)
     stopping = make_many(user, 2, status=Status.INIT_SHUTDOWN)
