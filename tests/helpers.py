@@ -3,7 +3,8 @@ child processes and ports: testbed/processes.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network, IPv6Network
 from typing import cast
 
@@ -40,3 +41,11 @@ def subnet_of(inner: IPv4Network | IPv6Network, outer: IPv4Network | IPv6Network
     if isinstance(inner, IPv6Network) and isinstance(outer, IPv6Network):
         return inner.subnet_of(outer)
     raise TypeError(f"{inner} and {outer} are not of the same version")
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 15.0, every: float = 0.01) -> None:
+    """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(every)

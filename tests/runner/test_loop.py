@@ -24,6 +24,7 @@ from runner.sampling import Sampler
 from scenarios.control import signal_stop
 from scenarios.models import OutboxKind, OutboxMessage, Prediction, Scenario, Status, StopReason
 from tests.factories import make_scenario
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,13 +86,6 @@ def start(s: Scenario) -> threading.Thread:
     runner = _in_thread(lambda: run_scenario(str(s.pk), epoch))
     _runners.append(runner)
     return runner
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def frames_of(s: Scenario) -> list[int]:

@@ -6,7 +6,6 @@ from the others; a batch the database refuses is written again one publish at a 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from runner.publish_queue import PublishQueue
 from scenarios.models import Prediction, Scenario, Status
 from scenarios.services.runner_writes import PublishRequest, runner_publish_many
 from tests.factories import make_scenario, prediction_row
+from tests.helpers import wait_for
 
 # The writers are other threads, with connections of their own: no test-wide transaction.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,13 +84,6 @@ def in_threads(
         t.join(30)
         assert not t.is_alive()
     return answers
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_publishes_that_wait_share_one_transaction() -> None:

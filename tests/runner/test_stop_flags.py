@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from contextlib import ExitStack
 
 import pytest
@@ -16,13 +14,7 @@ from pytest_django import Settings
 
 from runner.stop_flags import STOP_FLAGS, StopFlags
 from scenarios.control import signal_stop, stops_requested
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+from tests.helpers import wait_for
 
 
 def sid() -> str:
