@@ -31,8 +31,11 @@ def _on_worker_ready(sender: Any, **_: Any) -> None:
     global _presence
     from misis.workers import Presence
 
-    queues = sorted(q.name for q in sender.task_consumer.queues)
-    _presence = Presence(sender.hostname, queues)
+    consumer = sender.task_consumer
+    queues = sorted(q.name for q in consumer.queues)
+    _presence = Presence(
+        sender.hostname, queues, consuming=lambda: [q.name for q in list(consumer.queues)]
+    )
     for hook in ON_READY:
         info = hook(queues)
         if info is not None:

@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from misis import keys
@@ -40,16 +41,31 @@ def _registry(queue: str) -> str:
 
 
 class Presence:
-    def __init__(self, hostname: str, queues: list[str]) -> None:
+    """``queues``: what the worker started on; ``consuming``: what it consumes now (a queue
+    drained with ``celery control cancel_consumer`` is no longer listed until
+    ``add_consumer``)."""
+
+    def __init__(
+        self,
+        hostname: str,
+        queues: list[str],
+        consuming: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.hostname = hostname
         self.queues = queues
+        self.consuming = consuming or (lambda: self.queues)
         self.info: dict[str, Any] = {}
         self.stop_event = threading.Event()
 
     def beat(self) -> None:
         expires = time.time() + TTL
+        now = set(self.consuming())
         pipe = get_redis().pipeline(transaction=False)
         for queue in self.queues:
+            if queue not in now:  # drained
+                pipe.delete(_key(queue, self.hostname))
+                pipe.zrem(_registry(queue), self.hostname)
+                continue
             pipe.set(_key(queue, self.hostname), json.dumps(self.info), ex=TTL)
             pipe.zadd(_registry(queue), {self.hostname: expires})
             pipe.expire(_registry(queue), TTL)

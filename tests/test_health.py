@@ -95,6 +95,23 @@ def test_a_worker_that_left_or_stopped_beating_is_not_counted() -> None:
     assert r.zrange("misis:workers:runner", 0, -1) == [b"alive@host"]
 
 
+def test_a_drained_queue_is_not_counted_until_it_is_consumed_again() -> None:
+    # `celery control cancel_consumer runner` leaves the worker up but taking no starts:
+    # /health/ then counts it for its other queues only.
+    consuming = ["orchestrator", "runner"]
+    worker = Presence("w@host", ["orchestrator", "runner"], consuming=lambda: consuming)
+    worker.beat()
+    assert set(live_workers()) == {"orchestrator", "runner"}
+    consuming = ["orchestrator"]
+    worker.beat()
+    assert live_workers() == {"orchestrator": {"w@host": {}}}
+    body = APIClient().get("/health/").json()
+    assert (body["workers"]["runner"], body["workers"]["orchestrator"]) == (0, 1)
+    consuming = ["orchestrator", "runner"]  # add_consumer
+    worker.beat()
+    assert set(live_workers()) == {"orchestrator", "runner"}
+
+
 def test_health_does_not_scan_the_keyspace() -> None:
     """/health/ is public and polled: its Redis cost must not grow with the keyspace."""
     r = get_redis()

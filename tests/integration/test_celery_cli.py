@@ -91,6 +91,10 @@ def consumes_runner(name: str) -> bool:
     return any(q["name"] == "runner" for q in replies.get(node(name), []))
 
 
+def runners_in_health(client: APIClient) -> int:
+    return int(client.get("/health/").json()["workers"]["runner"])
+
+
 def runner_of(stack: Stack, client: APIClient, sid: str) -> str:
     return stack.name_of(wait_status(client, sid, "active")["runner"])
 
@@ -120,6 +124,8 @@ def test_cancel_consumer_drains_new_starts_and_add_consumer_undoes_it(
     live = undrained
     drain(live, "runner1")
     assert not consumes_runner("runner1")
+    # /health/ counts it no more among the runners (its presence is refreshed every 5 s).
+    wait_for(lambda: runners_in_health(client) == 1, 15, what="/health/ counts 1 runner")
     first = create(client, "long.mp4", loop=True)
     assert runner_of(live, client, first) == "runner2"
 
@@ -142,6 +148,7 @@ def test_cancel_consumer_drains_new_starts_and_add_consumer_undoes_it(
     assert after["frames_processed"] > before["frames_processed"]
 
     undrain(live, "runner2")
+    wait_for(lambda: runners_in_health(client) == 2, 15, what="/health/ counts 2 runners")
     stop_and_check_frames(client, [first, second])
 
 
