@@ -1,10 +1,12 @@
 """The inference worker's loop: gather frames from all scenarios into batches, detect, reply.
 
 A batch closes at ``MISIS_MAX_BATCH`` frames or ``MISIS_MAX_WAIT_MS`` after its first frame,
-whichever comes first (the shape of Triton's dynamic batcher), and also as soon as it holds a
-frame from every runner loop seen lately: with one frame in flight per loop, no more can come,
-so a lone scenario never waits for company. Requests whose runner has given up on them (past
-their expiry) are dropped unseen.
+whichever comes first (the shape of Triton's dynamic batcher), and also as soon as no more can
+come: when it holds, of every runner loop seen lately, as many frames as that loop keeps in
+flight (its ``window``: 1 for a live source, so a lone camera never waits for company;
+``MISIS_MAX_IN_FLIGHT`` for a file, whose next frames follow within a millisecond or two of
+its answers, so a lone file fills its batches). Requests whose runner has given up on them
+(past their expiry) are dropped unseen.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 
 from django.conf import settings
 
@@ -39,12 +42,20 @@ class Batcher:
         self.batches = 0
         self.frames = 0
         self.clients: dict[str, float] = {}  # runner loop -> when its last frame came
+        self.windows: dict[str, int] = {}  # runner loop -> frames it keeps in flight
 
-    def _expected_clients(self, now: float) -> int:
+    def _forget_quiet_clients(self, now: float) -> None:
         for client, seen in list(self.clients.items()):
             if now - seen > CLIENT_MEMORY:
                 del self.clients[client]
-        return len(self.clients)
+                self.windows.pop(client, None)
+
+    def _complete(self, batch: list[Request]) -> bool:
+        """Whether no more frames can come: each loop seen lately (or in the batch) has as
+        many frames in it as it keeps in flight."""
+        counts = Counter(r.client for r in batch)
+        windows = {**self.windows, **{r.client: r.window for r in batch}}
+        return all(counts[c] >= windows.get(c, 1) for c in {*self.clients, *counts})
 
     def gather(self) -> list[Request]:
         first = self.redis.brpop([REQUESTS_KEY], timeout=1)
@@ -53,13 +64,13 @@ class Batcher:
         batch = [decode_request(as_bytes(first[1]))]
         now = time.monotonic()
         deadline = now + self.max_wait
-        expected = self._expected_clients(now)
+        self._forget_quiet_clients(now)
         while len(batch) < self.max_batch:
             more = self.redis.rpop(REQUESTS_KEY, self.max_batch - len(batch))
             if isinstance(more, list) and more:  # with a count: a list, or None when empty
                 batch.extend(decode_request(as_bytes(p)) for p in more)
                 continue
-            if len({r.client for r in batch}) >= expected:
+            if self._complete(batch):
                 break
             left = deadline - time.monotonic()
             if left <= 0:
@@ -77,6 +88,7 @@ class Batcher:
         seen = time.monotonic()
         for req in gathered:
             self.clients[req.client] = seen
+            self.windows[req.client] = req.window
         requests = [r for r in gathered if r.expires_at >= now]
         if not requests:
             return 0

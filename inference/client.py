@@ -41,7 +41,7 @@ class InferenceClient:
         return len(self.in_flight) >= self.max_in_flight
 
     def submit(self, image: np.ndarray, options: DetectOptions, tag: Any = None) -> None:
-        req = new_request(image, options, self.timeout, self.id)
+        req = new_request(image, options, self.timeout, self.id, window=self.max_in_flight)
         self.redis.lpush(REQUESTS_KEY, encode_request(req))
         self.in_flight.append((req, tag))
 
@@ -65,7 +65,9 @@ class InferenceClient:
             if req.expires_at < time.time():
                 logger.warning("inference request %s timed out; sending it again", req.id)
                 self.in_flight.popleft()
-                retry = new_request(req.image, req.options, self.timeout, self.id)
+                retry = new_request(
+                    req.image, req.options, self.timeout, self.id, window=self.max_in_flight
+                )
                 self.redis.lpush(REQUESTS_KEY, encode_request(retry))
                 self.in_flight.appendleft((retry, tag))
             return None

@@ -32,19 +32,23 @@ class Request:
     options: DetectOptions
     expires_at: float
     client: str = ""  # which runner loop sent it; the batcher counts them
+    window: int = 1  # frames that loop keeps in flight at most (MISIS_MAX_IN_FLIGHT; live: 1)
 
     @property
     def reply_key(self) -> str:
         return REPLY_PREFIX + self.id
 
 
-def new_request(image: np.ndarray, options: DetectOptions, ttl: float, client: str = "") -> Request:
+def new_request(
+    image: np.ndarray, options: DetectOptions, ttl: float, client: str = "", window: int = 1
+) -> Request:
     return Request(
         id=uuid.uuid4().hex,
         image=image,
         options=options,
         expires_at=time.time() + ttl,
         client=client,
+        window=window,
     )
 
 
@@ -60,6 +64,7 @@ def encode_request(req: Request) -> bytes:
             "imgsz": req.options.imgsz,
             "expires_at": req.expires_at,
             "client": req.client,
+            "window": req.window,
         }
     ).encode()
     return b"".join((_LEN.pack(len(header)), header, image.data.cast("B")))
@@ -80,4 +85,5 @@ def decode_request(payload: bytes) -> Request:
         ),
         expires_at=header["expires_at"],
         client=header["client"],
+        window=int(header.get("window", 1)),
     )

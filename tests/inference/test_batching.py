@@ -115,3 +115,37 @@ def test_a_batcher_thread_serves_concurrent_runners() -> None:
     assert errors == []
     assert batcher.frames == 80
     assert batcher.batches < 80  # frames from different runners were batched together
+
+
+def test_a_loop_with_more_frames_in_flight_fills_its_batch_and_a_camera_never_waits() -> None:
+    # A file keeps MISIS_MAX_IN_FLIGHT frames in flight: while the batch holds fewer of its
+    # frames than that, more can come (they follow its answers within a millisecond or two),
+    # so the batch waits for them up to max_wait rather than closing on the first one.
+    batcher = Batcher(MockBackend(), max_batch=8, max_wait_ms=2000)
+    file = InferenceClient(max_in_flight=3)
+    file.submit(frame(1), DetectOptions(), tag=1)
+
+    def send_the_rest() -> None:
+        for i in (2, 3):
+            file.submit(frame(i), DetectOptions(), tag=i)
+
+    later = threading.Timer(0.1, send_the_rest)
+    later.start()
+    started = time.monotonic()
+    assert batcher.step() == 3  # one batch: the first frame waited for the other two
+    later.join()
+    waited = time.monotonic() - started
+    assert 0.1 <= waited < 2.0, waited  # closed once all three were in, not at max_wait
+    assert batcher.windows[file.id] == 3
+    for i in (1, 2, 3):
+        got = file.collect(wait=5.0)
+        assert got is not None and got[0] == i
+
+    # A camera keeps one frame in flight: its batch closes at once, max_wait or not.
+    alone = Batcher(MockBackend(), max_batch=8, max_wait_ms=2000)
+    camera = InferenceClient(max_in_flight=1)
+    camera.submit(frame(4), DetectOptions(), tag="now")
+    started = time.monotonic()
+    assert alone.step() == 1
+    assert time.monotonic() - started < 1.0
+    assert alone.windows[camera.id] == 1
