@@ -72,37 +72,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# The browser test drives Debian's Chromium; install it on a machine that lacks it.
-ensure_chromium() {
-  command -v chromium >/dev/null && return
+# A Debian tool the suite runs, installed on a machine that lacks it: $1 the command, $2 the
+# package, $3 what needs it.
+ensure_debian_tool() {
+  command -v "$1" >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian's chromium (browser test)"
-    apt_install chromium
+    log "installing Debian's $2 ($3)"
+    apt_install "$2"
   else
-    log "chromium is missing and cannot be installed here (need root and apt-get)"
-  fi
-}
-
-# tests/test_deploy.py renders docker-compose.yml with Debian's docker-compose (v1, no engine
-# needed for `config`); a raw YAML read would pass a file compose refuses.
-ensure_compose() {
-  command -v docker-compose >/dev/null && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian's docker-compose (deployment tests)"
-    apt_install docker-compose
-  else
-    log "docker-compose is missing and cannot be installed here (need root and apt-get)"
-  fi
-}
-
-# tests/test_kubernetes.py renders the manifests with `kubectl kustomize` (no cluster needed).
-ensure_kubectl() {
-  command -v kubectl >/dev/null && return
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing Debian's kubectl (Kubernetes manifest tests)"
-    apt_install kubectl
-  else
-    log "kubectl is missing and cannot be installed here (need root and apt-get)"
+    log "$1 is missing and cannot be installed here (need root and apt-get)"
   fi
 }
 
@@ -138,9 +116,13 @@ if [ "${1:-}" = "--test" ]; then
   ensure_venv test inference
   ensure_postgres
   ensure_redis
-  ensure_chromium
-  ensure_compose
-  ensure_kubectl
+  # The browser test drives Debian's Chromium.
+  ensure_debian_tool chromium chromium "browser test"
+  # tests/test_deploy.py renders docker-compose.yml with docker-compose v1 (`config` needs no
+  # engine); a raw YAML read would pass a file compose refuses.
+  ensure_debian_tool docker-compose docker-compose "deployment tests"
+  # tests/test_kubernetes.py renders the manifests with `kubectl kustomize` (no cluster).
+  ensure_debian_tool kubectl kubectl "Kubernetes manifest tests"
   ensure_gstreamer
   ensure_mosquitto
   export DJANGO_SETTINGS_MODULE=misis.settings.test

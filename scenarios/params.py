@@ -76,16 +76,15 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _number_in(bounds: Range, what: str = "a number") -> tuple[Any, str]:
+    """The rule of a number within ``bounds``, and its message."""
+    return (lambda v: _number(v) and v in bounds, f"{what} in {bounds}")
+
+
 # name: (check, message)
 _RULES: dict[str, tuple[Any, str]] = {
-    "target_fps": (
-        lambda v: _number(v) and v in TARGET_FPS_RANGE,
-        f"a number in {TARGET_FPS_RANGE}",
-    ),
-    "confidence": (
-        lambda v: _number(v) and v in CONFIDENCE_RANGE,
-        f"a number in {CONFIDENCE_RANGE}",
-    ),
+    "target_fps": _number_in(TARGET_FPS_RANGE),
+    "confidence": _number_in(CONFIDENCE_RANGE),
     "classes": (
         lambda v: (
             isinstance(v, list)
@@ -96,19 +95,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     ),
     "imgsz": (lambda v: _integer(v) and v in IMGSZ_RANGE, f"an integer in {IMGSZ_RANGE}"),
     "loop": (lambda v: isinstance(v, bool), "true or false"),
-    "reconnect_timeout": (
-        lambda v: _number(v) and v in RECONNECT_TIMEOUT_RANGE,
-        f"seconds in {RECONNECT_TIMEOUT_RANGE}",
-    ),
+    "reconnect_timeout": _number_in(RECONNECT_TIMEOUT_RANGE, "seconds"),
     "motion": (lambda v: isinstance(v, bool), "true or false"),
-    "motion_max_gap": (
-        lambda v: _number(v) and v in MOTION_MAX_GAP_RANGE,
-        f"seconds in {MOTION_MAX_GAP_RANGE}",
-    ),
-    "motion_threshold": (
-        lambda v: _number(v) and v in MOTION_THRESHOLD_RANGE,
-        f"a number in {MOTION_THRESHOLD_RANGE}",
-    ),
+    "motion_max_gap": _number_in(MOTION_MAX_GAP_RANGE, "seconds"),
+    "motion_threshold": _number_in(MOTION_THRESHOLD_RANGE),
     "retention": (
         lambda v: isinstance(v, str) and re.match(RETENTION_PATTERN, v) is not None,
         "a duration of at least 1h: <n>d, <n>h or <n>m",
