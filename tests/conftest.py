@@ -19,12 +19,20 @@ from runner.samples import write_people_video, write_sample_video
 UserModel = get_user_model()
 
 
+def offline(request: pytest.FixtureRequest) -> bool:
+    """A test marked ``offline`` needs neither Redis nor the sample videos (it renders files)."""
+    return request.node.get_closest_marker("offline") is not None
+
+
 @pytest.fixture(autouse=True)
-def redis_clean() -> Iterator[None]:
+def redis_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     """Forget leases, stop flags and queued messages of earlier tests.
 
     Not FLUSHDB: that would also drop kombu's exchange bindings under running workers.
     """
+    if offline(request):
+        yield
+        return
     r = get_redis()
     assert r.connection_pool.connection_kwargs.get("db", 0) != 0, "tests never touch Redis db 0"
     keys = [*r.scan_iter(match="misis:*", count=1000), "runner", "orchestrator", "inference"]
@@ -45,8 +53,11 @@ def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _video_root_setting(video_root: Path, settings: Settings) -> None:
-    settings.MISIS_VIDEO_ROOT = video_root
+def _video_root_setting(request: pytest.FixtureRequest) -> None:
+    if offline(request):
+        return
+    settings: Settings = request.getfixturevalue("settings")
+    settings.MISIS_VIDEO_ROOT = request.getfixturevalue("video_root")
 
 
 @pytest.fixture

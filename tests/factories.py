@@ -90,9 +90,14 @@ def make_event(scenario: Scenario, seq: int, **fields: Any) -> Event:
 
 
 def prediction_row(
-    i: int, captured_at: datetime | None = None, *, width: int = 320, height: int = 240
+    i: int,
+    captured_at: datetime | None = None,
+    *,
+    width: int = 320,
+    height: int = 240,
+    boxes: list[dict[str, Any]] | None = None,
 ) -> runner_writes.PredictionRow:
-    """Frame ``i``'s result as a runner publishes it (no boxes, 25 fps)."""
+    """Frame ``i``'s result as a runner publishes it (25 fps; no boxes unless given)."""
     return runner_writes.PredictionRow(
         frame_index=i,
         pts=i / 25,
@@ -100,5 +105,5 @@ def prediction_row(
         width=width,
         height=height,
         inference_ms=1.0,
-        boxes=[],
+        boxes=boxes or [],
     )

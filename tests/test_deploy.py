@@ -32,15 +32,8 @@ POSTGRES_PASSWORD = "postgres-test-password-0123456789abcdef"
 PASSWORDS = {"REDIS_PASSWORD": REDIS_PASSWORD, "POSTGRES_PASSWORD": POSTGRES_PASSWORD}
 
 
-# This module needs neither Redis nor the video fixtures of conftest.py: disable its autouse ones.
-@pytest.fixture(autouse=True)
-def redis_clean() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _video_root_setting() -> None:
-    return None
+# This module needs neither Redis nor the video fixtures of conftest.py.
+pytestmark = pytest.mark.offline
 
 
 def compose(

@@ -41,15 +41,8 @@ IMAGES = {"misis-api": "api", "misis-worker": "worker", "misis-inference": "infe
 IMAGES["misis-flower"] = "flower"
 
 
-# This module needs neither Redis nor the video fixtures of conftest.py: disable its autouse ones.
-@pytest.fixture(autouse=True)
-def redis_clean() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _video_root_setting() -> None:
-    return None
+# This module needs neither Redis nor the video fixtures of conftest.py.
+pytestmark = pytest.mark.offline
 
 
 def kustomize(path: Path) -> list[dict[str, Any]]:

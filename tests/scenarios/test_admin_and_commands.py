@@ -8,12 +8,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
-from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from scenarios.models import OutboxMessage, Status
 from scenarios.services import runner_writes
-from tests.factories import make_scenario
+from tests.factories import PERSON, make_scenario, prediction_row
 
 pytestmark = pytest.mark.django_db
 
@@ -66,27 +65,7 @@ def test_admin_lists_and_acts_through_services(
     runner_writes.runner_publish(
         scenario_id=running.pk,
         epoch=running.epoch,
-        rows=[
-            runner_writes.PredictionRow(
-                frame_index=7,
-                pts=0.28,
-                captured_at=timezone.now(),
-                width=320,
-                height=240,
-                inference_ms=3.0,
-                boxes=[
-                    {
-                        "label": "person",
-                        "class_id": 0,
-                        "confidence": 0.9,
-                        "x1": 1,
-                        "y1": 2,
-                        "x2": 3,
-                        "y2": 4,
-                    }
-                ],
-            )
-        ],
+        rows=[prediction_row(7, boxes=[PERSON])],
         next_frame=8,
     )
     detail = client.get(f"/admin/scenarios/scenario/{running.pk}/change/").content.decode()
