@@ -3,11 +3,13 @@ child processes and ports: testbed/processes.py)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network, IPv6Network
 from typing import cast
 
+import pytest
 from django.http import HttpResponseBase, StreamingHttpResponse
 from rest_framework.authtoken.models import Token
 
@@ -49,3 +51,15 @@ def wait_for(check: Callable[[], bool], timeout: float = 15.0, every: float = 0.
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(every)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, which ./run.sh --test installs
+
+
+def require_chromium(test: str) -> None:
+    """Fail ``test`` (a browser test), saying why, where Debian's Chromium is missing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: {test} needs Debian's Chromium"
+            " (apt-get install -y chromium; ./run.sh --test installs it)"
+        )

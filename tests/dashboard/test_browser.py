@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,11 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from scenarios.models import Scenario
 from testbed.stack import Stack
+from tests.helpers import CHROMIUM, require_chromium
 from tests.integration.test_preview import box_colour_error, edge_points
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
 HOSTILE_NAME = '<img src=x onerror="document.body.dataset.pwned=1">lobby'
 # The mock detector's person box has its anchor (bottom middle) at (0.5, 0.75): inside.
 PARAMS = {
@@ -60,11 +59,7 @@ def card_value(page: Page, sid: str, cls: str) -> str:
 def test_operator_logs_in_creates_watches_and_stops_a_scenario(
     live: Stack, live_server: Any, django_user_model: type[User], tmp_path: Path
 ) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: the dashboard's browser test needs Debian's Chromium"
-            " (apt-get install -y chromium; ./run.sh --test installs it)"
-        )
+    require_chromium("the dashboard's browser test")
     django_user_model.objects.create_user(username="operator", password="pw-operator-1")
     base = live_server.url
     seen: dict[str, Any] = {}

@@ -25,10 +25,10 @@ from rest_framework.test import APIClient
 
 from testbed.stack import Stack, wait_for
 from tests.conftest import client_for
+from tests.helpers import CHROMIUM, require_chromium
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
 BOX_BGR = np.array([0, 200, 0])  # scenarios.preview's colour for class 0 ("person")
 # The mock detector's "person" box on a 320x240 frame: the centre quarter.
 X1, Y1, X2, Y2 = 80, 60, 240, 180
@@ -111,11 +111,7 @@ def dom_ready(dom: str) -> bool:
 def test_preview_shows_the_annotated_frame_in_a_browser(
     live: Stack, live_server: Any, django_user_model: type[User], tmp_path: Path
 ) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: the preview's browser test needs Debian's Chromium"
-            " (apt-get install -y chromium; ./run.sh --test installs it)"
-        )
+    require_chromium("the preview's browser test")
     user = django_user_model.objects.create_user(username="viewer")
     client = client_for(user)
     resp = client.post(
