@@ -24,7 +24,7 @@ CHOICES_LIMIT = 50
 
 def dashboard_scenarios(*, user: AbstractBaseUser | AnonymousUser) -> list[Scenario]:
     """The newest GRID_LIMIT scenarios ``user`` may see (scenarios.selectors decides which)."""
-    return list(selectors.scenario_visible(user).order_by("-created_at", "-pk")[:GRID_LIMIT])
+    return list(selectors.scenario_list(user=user)[:GRID_LIMIT])
 
 
 def scenario_card(scenario: Scenario) -> dict[str, Any]:

@@ -41,21 +41,21 @@ class Batcher:
         self.redis = get_redis()
         self.batches = 0
         self.frames = 0
-        self.clients: dict[str, float] = {}  # runner loop -> when its last frame came
-        self.windows: dict[str, int] = {}  # runner loop -> frames it keeps in flight
+        # runner loop -> (when its last frame came, how many frames it keeps in flight)
+        self.clients: dict[str, tuple[float, int]] = {}
 
     def _forget_quiet_clients(self, now: float) -> None:
-        for client, seen in list(self.clients.items()):
+        for client, (seen, _) in list(self.clients.items()):
             if now - seen > CLIENT_MEMORY:
                 del self.clients[client]
-                self.windows.pop(client, None)
 
     def _complete(self, batch: list[Request]) -> bool:
         """Whether no more frames can come: each loop seen lately (or in the batch) has as
         many frames in it as it keeps in flight."""
         counts = Counter(r.client for r in batch)
-        windows = {**self.windows, **{r.client: r.window for r in batch}}
-        return all(counts[c] >= windows.get(c, 1) for c in {*self.clients, *counts})
+        windows = {c: window for c, (_, window) in self.clients.items()}
+        windows.update((r.client, r.window) for r in batch)
+        return all(counts[c] >= window for c, window in windows.items())
 
     def gather(self) -> list[Request]:
         first = self.redis.brpop([REQUESTS_KEY], timeout=1)
@@ -87,8 +87,7 @@ class Batcher:
         now = time.time()
         seen = time.monotonic()
         for req in gathered:
-            self.clients[req.client] = seen
-            self.windows[req.client] = req.window
+            self.clients[req.client] = (seen, req.window)
         requests = [r for r in gathered if r.expires_at >= now]
         if not requests:
             return 0

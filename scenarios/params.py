@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from misis.settings.retention import parse_duration
 from scenarios.analytics_params import ANALYTICS_KEYS, analytics_errors, analytics_json_schema
 
 
@@ -53,9 +54,11 @@ RECONNECT_TIMEOUT_RANGE = Range(0, 86400, low_open=True)  # seconds
 # (tests/runner/test_motion.py holds the two together).
 MOTION_MAX_GAP_RANGE = Range(0, 5, low_open=True)
 MOTION_THRESHOLD_RANGE = Range(0, 1, low_open=True)  # changed share of the frame
-# A duration of at least an hour, as misis/settings/retention.py parses it; one longer than
-# MISIS_RETENTION keeps rows for MISIS_RETENTION (a scenario may shorten it, not lengthen it).
+# A duration of at least an hour, parsed by misis/settings/retention.py (the check below); one
+# longer than MISIS_RETENTION keeps rows for MISIS_RETENTION (a scenario may shorten it, not
+# lengthen it). The same set as a regular expression, for the API's JSON schema.
 RETENTION_PATTERN = "^([1-9][0-9]{0,5}[dh]|([6-9][0-9]|[1-9][0-9]{2,5})m)$"
+MIN_RETENTION = timedelta(hours=1)
 MAX_CLASSES = 1000
 MAX_CLASS_LENGTH = 100
 
@@ -74,6 +77,14 @@ DEFAULT_MOTION_THRESHOLD = 0.002
 
 def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _duration(text: str) -> timedelta:
+    """``text`` as misis/settings/retention.py parses MISIS_RETENTION; none when it cannot."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return timedelta(0)
 
 
 def _number_in(bounds: Range, what: str = "a number") -> tuple[Any, str]:
@@ -100,7 +111,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "motion_max_gap": _number_in(MOTION_MAX_GAP_RANGE, "seconds"),
     "motion_threshold": _number_in(MOTION_THRESHOLD_RANGE),
     "retention": (
-        lambda v: isinstance(v, str) and re.match(RETENTION_PATTERN, v) is not None,
+        lambda v: isinstance(v, str) and _duration(v) >= MIN_RETENTION,
         "a duration of at least 1h: <n>d, <n>h or <n>m",
     ),
 }

@@ -135,6 +135,16 @@ class PublishRequest:
     analytics_state: bytes | None = None
     counts: dict[str, Any] | None = None
 
+    @property
+    def low_frame(self) -> int | None:
+        """The first frame it publishes: at or above the scenario's next_frame, or refused."""
+        return min((r.frame_index for r in self.rows), default=None)
+
+    @property
+    def low_seq(self) -> int | None:
+        """The first event it publishes: above the scenario's events_total, or refused."""
+        return min((e.seq for e in self.events or []), default=None)
+
 
 # The publish's one write to the scenario rows of a batch of publishes. A statement written out
 # rather than compiled by the ORM each time: QuerySet.update() can neither return the status nor
@@ -226,8 +236,8 @@ def _publish_values(p: PublishRequest, now: datetime, deadline: datetime) -> lis
         stream.state if stream is not None else None,
         stream.error if stream is not None else None,
         stream.last_frame_at if stream is not None else None,
-        min((r.frame_index for r in p.rows), default=None),
-        min((e.seq for e in events), default=None),
+        p.low_frame,
+        p.low_seq,
     ]
 
 
@@ -265,7 +275,7 @@ def runner_publish_many(requests: list[PublishRequest]) -> list[str | Exception]
     accepted: list[PublishRequest] = []
     for p in requests:
         if str(p.scenario_id) not in found:
-            outcomes.append(_refusal(p.scenario_id, p.epoch, p.rows, p.events or []))
+            outcomes.append(_refusal(p))
             continue
         status, params = found[str(p.scenario_id)]
         outcomes.append(str(status))
@@ -315,20 +325,19 @@ def _insert_predictions(accepted: list[PublishRequest]) -> None:
         cursor.execute(_INSERT_PREDICTIONS, columns)
 
 
-def _refusal(
-    scenario_id: ScenarioId, epoch: int, rows: list[PredictionRow], events: list[EventRow]
-) -> Exception:
+def _refusal(p: PublishRequest) -> Exception:
     """Why the publish's UPDATE matched no row: another epoch, or rows published before."""
-    scenario = Scenario.objects.filter(pk=scenario_id, epoch=epoch).first()
+    scenario_id = p.scenario_id
+    scenario = Scenario.objects.filter(pk=scenario_id, epoch=p.epoch).first()
     if scenario is None:
-        return LeaseLost(f"scenario {scenario_id}: epoch {epoch} is fenced off")
-    low = min((r.frame_index for r in rows), default=None)
+        return LeaseLost(f"scenario {scenario_id}: epoch {p.epoch} is fenced off")
+    low = p.low_frame
     if low is not None and low < scenario.next_frame:
         return IntegrityError(
             f"scenario {scenario_id}: frame {low} is below next_frame {scenario.next_frame}:"
             " published already"
         )
-    seq = min((e.seq for e in events), default=None)
+    seq = p.low_seq
     return IntegrityError(
         f"scenario {scenario_id}: event {seq} is not above events_total"
         f" {scenario.events_total}: published already"

@@ -136,7 +136,7 @@ def test_a_loop_with_more_frames_in_flight_fills_its_batch_and_a_camera_never_wa
     later.join()
     waited = time.monotonic() - started
     assert 0.1 <= waited < 2.0, waited  # closed once all three were in, not at max_wait
-    assert batcher.windows[file.id] == 3
+    assert batcher.clients[file.id][1] == 3  # its window
     for i in (1, 2, 3):
         got = file.collect(wait=5.0)
         assert got is not None and got[0] == i
@@ -148,4 +148,4 @@ def test_a_loop_with_more_frames_in_flight_fills_its_batch_and_a_camera_never_wa
     started = time.monotonic()
     assert alone.step() == 1
     assert time.monotonic() - started < 1.0
-    assert alone.windows[camera.id] == 1
+    assert alone.clients[camera.id][1] == 1  # its window

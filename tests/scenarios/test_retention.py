@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -475,3 +476,16 @@ def test_the_migration_keeps_a_deployments_rows() -> None:
     finally:
         connections.close_all()
         sql(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1h", "60m", "59m", "0h", "1d", "999999d", "1000000d", "100m", "999999m", "030d", "1.5d"],
+)
+def test_the_schemas_pattern_and_the_check_agree(value: str) -> None:
+    """params.py checks retention with the settings' parser and publishes a regular expression
+    in the JSON schema: the two accept the same durations."""
+    from scenarios.params import _RULES, RETENTION_PATTERN
+
+    check, _ = _RULES["retention"]
+    assert check(value) == (re.fullmatch(RETENTION_PATTERN, value) is not None)
