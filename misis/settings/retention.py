@@ -10,12 +10,13 @@ from django.core.exceptions import ImproperlyConfigured
 from misis.settings.env import env
 
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-_DURATION = re.compile(r"^([1-9][0-9]{0,5})([dhm])$")
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([dhm])")
 
 
 def parse_duration(text: str) -> timedelta:
     """``<n>d``, ``<n>h`` or ``<n>m`` (n from 1 to 999999); ValueError says what is wrong."""
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    # fullmatch: `$` would also match before a trailing newline ("7d\n").
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f"{text!r} is not a duration like 7d, 12h or 90m")
     return timedelta(**{_UNITS[match[2]]: int(match[1])})

@@ -277,7 +277,8 @@ def test_a_shorter_params_retention_deletes_that_scenarios_old_rows_in_batches(
 
 
 @pytest.mark.parametrize(
-    "value", ["forever", "7", "0h", "59m", "030d", "1.5d", " 2d", "1000000d", 5, None, ["1d"]]
+    "value",
+    ["forever", "7", "0h", "59m", "030d", "1.5d", " 2d", "2d\n", "1000000d", 5, None, ["1d"]],
 )
 def test_params_retention_is_a_duration_of_an_hour_or_more(api: Any, value: Any) -> None:
     resp = api.post(
@@ -480,7 +481,20 @@ def test_the_migration_keeps_a_deployments_rows() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["1h", "60m", "59m", "0h", "1d", "999999d", "1000000d", "100m", "999999m", "030d", "1.5d"],
+    [
+        "1h",
+        "60m",
+        "59m",
+        "0h",
+        "1d",
+        "999999d",
+        "1000000d",
+        "100m",
+        "999999m",
+        "030d",
+        "1.5d",
+        "1d\n",
+    ],
 )
 def test_the_schemas_pattern_and_the_check_agree(value: str) -> None:
     """params.py checks retention with the settings' parser and publishes a regular expression
