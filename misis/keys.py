@@ -14,6 +14,12 @@ INFER_REQUESTS = "misis:infer:requests"  # list: frames waiting for the detector
 INFER_REPLY = "misis:infer:reply:"  # + client id; list: its detections
 
 
+def deleted_running(owner_id: object) -> str:
+    """Sorted set: the owner's scenarios deleted while running, scored by when their slot of
+    the quota frees (scenarios/services/commands.py)."""
+    return f"misis:deleted-running:{owner_id}"
+
+
 def throttle(scope: str, ident: str, window: int) -> str:
     return f"misis:throttle:{scope}:{ident}:{window}"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 from celery import current_app
@@ -81,6 +82,25 @@ def _lock_owner(owner_id: int) -> None:
     list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk"))
 
 
+def _deleted_while_running(owner_id: int) -> int:
+    """The owner's scenarios deleted while running in the last MISIS_START_TIMEOUT: their
+    runner may still be busy (a source that takes its time to open notices the delete only
+    once it has), so each keeps its slot of the quota until then."""
+    r = get_redis()
+    key = keys.deleted_running(owner_id)
+    r.zremrangebyscore(key, "-inf", time.time())
+    return int(r.zcard(key))
+
+
+def _hold_quota_slot(owner_id: int, scenario_id: ScenarioId) -> None:
+    key = keys.deleted_running(owner_id)
+    until = time.time() + settings.MISIS_START_TIMEOUT
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zadd(key, {str(scenario_id): until})
+    pipe.expire(key, int(settings.MISIS_START_TIMEOUT) + 1)
+    pipe.execute()
+
+
 def _check_quota(owner_id: int, *, starting: ScenarioId | None = None) -> None:
     """Refuse one more running scenario past the owner's quota. Caller is in a transaction.
 
@@ -96,7 +116,7 @@ def _check_quota(owner_id: int, *, starting: ScenarioId | None = None) -> None:
     running = Scenario.objects.filter(owner_id=owner_id).exclude(status=Status.INACTIVE)
     if starting is not None:
         running = running.exclude(pk=starting)
-    if running.count() >= quota:
+    if running.count() + _deleted_while_running(owner_id) >= quota:
         logger.info("user %s: scenario quota of %d reached", owner_id, quota)
         raise QuotaExceeded(quota)
 
@@ -187,10 +207,17 @@ def delete_scenario(scenario: Scenario) -> None:
         # The outbox dispatcher locks a message, then its scenario: take them in that order, or
         # a dispatch in flight and this delete would wait for each other.
         list(OutboxMessage.objects.select_for_update().filter(scenario_id=pk).values_list("pk"))
-        locked = Scenario.objects.select_for_update().filter(pk=pk).values_list("epoch").first()
+        locked = (
+            Scenario.objects.select_for_update()
+            .filter(pk=pk)
+            .values_list("epoch", "owner_id", "status")
+            .first()
+        )
         if locked is None:
             raise ScenarioGone()
-        (epoch,) = locked
+        epoch, owner_id, status = locked
+        if status != Status.INACTIVE:
+            _hold_quota_slot(owner_id, pk)
         # Set even for a stopped scenario: a runner that has not left yet still sees it. Short
         # lived: the runner checks it every 50 ms, and a deleted scenario leaves no key behind.
         signal_stop(pk, epoch, ttl=settings.MISIS_LEASE_TTL)
