@@ -19,7 +19,7 @@ from collections import Counter
 
 from django.conf import settings
 
-from inference.backends.base import Backend
+from inference.backends.base import Backend, Box
 from inference.transport import REPLY_TTL, REQUESTS_KEY, Request, decode_request
 from misis import metrics
 from misis.redis_client import as_bytes, get_redis
@@ -92,7 +92,7 @@ class Batcher:
         if not requests:
             return 0
         started = time.perf_counter()
-        results = self.backend.predict([r.image for r in requests], [r.options for r in requests])
+        requests, results = self._predict(requests)
         elapsed_ms = (time.perf_counter() - started) * 1000
         pipe = self.redis.pipeline(transaction=False)
         for req, boxes in zip(requests, results, strict=True):
@@ -112,6 +112,29 @@ class Batcher:
         self.batches += 1
         self.frames += len(requests)
         return len(requests)
+
+    def _predict(self, requests: list[Request]) -> tuple[list[Request], list[list[Box]]]:
+        """The batch's detections; when the batch fails (one frame the runtime refuses, e.g. a
+        size outside a TensorRT profile), each frame alone, so one scenario's bad frame costs
+        the others nothing. A frame that fails alone gets no answer (its runner sends it again
+        after MISIS_INFERENCE_TIMEOUT) and is logged."""
+        try:
+            return requests, self.backend.predict(
+                [r.image for r in requests], [r.options for r in requests]
+            )
+        except Exception:
+            if len(requests) == 1:
+                raise
+            logger.warning("inference batch of %d failed; each frame alone", len(requests))
+        answered, results = [], []
+        for req in requests:
+            try:
+                results.append(self.backend.predict([req.image], [req.options])[0])
+            except Exception:
+                logger.exception("inference of a frame from runner loop %s failed", req.client)
+                continue
+            answered.append(req)
+        return answered, results
 
     def run(self) -> None:
         logger.info(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inference import batcher as batcher_module
-from inference.backends.base import DetectOptions
+from inference.backends.base import Box, DetectOptions
 from inference.backends.mock import MockBackend
 from inference.batcher import Batcher
 from inference.client import InferenceClient
@@ -149,3 +149,27 @@ def test_a_loop_with_more_frames_in_flight_fills_its_batch_and_a_camera_never_wa
     assert alone.step() == 1
     assert time.monotonic() - started < 1.0
     assert alone.clients[camera.id][1] == 1  # its window
+
+
+class RefusesLargeSizes(MockBackend):
+    """The mock detector, refusing what a TensorRT engine refuses: a size outside its profile."""
+
+    def predict(self, frames: list[np.ndarray], options: list[DetectOptions]) -> list[list[Box]]:
+        if any(o.imgsz > 1280 for o in options):
+            raise ValueError("input size is outside the TensorRT optimization profile")
+        return super().predict(frames, options)
+
+
+def test_a_frame_the_runtime_refuses_costs_the_other_scenarios_nothing() -> None:
+    # Hostile: one tenant's scenario asks for imgsz 4096. Its frame fails; the frames batched
+    # with it are answered all the same (each alone), and only its own goes unanswered.
+    good, bad = InferenceClient(max_in_flight=2), InferenceClient(max_in_flight=1)
+    good.submit(frame(1), DetectOptions(confidence=0.0), tag="g1")
+    bad.submit(frame(2), DetectOptions(imgsz=4096), tag="bad")
+    good.submit(frame(3), DetectOptions(confidence=0.0), tag="g2")
+    batcher = Batcher(RefusesLargeSizes(), max_batch=8, max_wait_ms=50)
+    assert batcher.step() == 2
+    for tag in ("g1", "g2"):
+        got = good.collect(wait=2.0)
+        assert got is not None and got[0] == tag
+    assert bad.collect(wait=0.2) is None
