@@ -7,7 +7,10 @@ Every ``--churn-every`` seconds ``--churn`` cameras are closed and as many new o
 scenarios stop and start (memory a stopped scenario does not give back shows as a slope).
 RSS is sampled every 10 s; each minute prints a line. At the end: the RSS slope in MB per hour
 (least squares over the samples after ``--warmup`` minutes), RSS at the end of the warm-up and
-at the end, and analysed frames a second per camera. Run under the allocator to measure, e.g.
+at the end, and analysed frames a second per camera. Beside RSS, the C heap in use (what the
+allocator has handed out: jemalloc's ``stats.allocated``, or glibc's ``mallinfo2``) and the
+Python interpreter's blocks tell a leak (they grow) from an allocator keeping freed pages (RSS
+grows, they do not). Run under the allocator to measure, e.g.
 ``MALLOC_ARENA_MAX=2`` or ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2``.
 
 ``--open-close N`` instead: one camera at a time, opened, run for a second and closed, N times
@@ -18,8 +21,10 @@ the others).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +53,40 @@ def allocator() -> str:
     if "MALLOC_ARENA_MAX" in os.environ:
         return f"MALLOC_ARENA_MAX={os.environ['MALLOC_ARENA_MAX']}"
     return "glibc"
+
+
+def heap_mb() -> float | None:
+    """What the C allocator has handed out and not had back (jemalloc's stats.allocated, or
+    glibc's mallinfo2), in MB: when RSS grows and this does not, the allocator is holding
+    freed memory; when this grows too, something is kept. None where neither is there."""
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "mallctl"):  # jemalloc preloaded
+        epoch, size = ctypes.c_uint64(1), ctypes.c_size_t(8)
+        libc.mallctl(b"epoch", None, None, ctypes.byref(epoch), size)  # refresh the stats
+        value, size = ctypes.c_size_t(), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
+        if libc.mallctl(b"stats.allocated", ctypes.byref(value), ctypes.byref(size), None, 0):
+            return None
+        return value.value / 2**20
+    if hasattr(libc, "mallinfo2"):
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [
+                (name, ctypes.c_size_t)
+                for name in (
+                    "arena", "ordblks", "smblks", "hblks", "hblkhd",
+                    "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+                )
+            ]  # fmt: skip
+
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+        return (info.uordblks + info.hblkhd) / 2**20
+    return None
+
+
+def python_blocks() -> int:
+    """Memory blocks the Python interpreter holds (objects and their buffers)."""
+    return sys.getallocatedblocks()
 
 
 def open_close(times: int, width: int, height: int, target_fps: float) -> None:
@@ -102,6 +141,8 @@ def main() -> None:
         cameras = open_cameras(args.cameras, url, args.target_fps, Mode())
         started = time.monotonic()
         samples: list[tuple[float, float]] = []
+        heap: list[tuple[float, float]] = []
+        blocks0 = python_blocks()
         analysed0, opened = 0, args.cameras
         next_churn, next_print = args.churn_every, 60.0
         rng = random.Random(1)
@@ -110,6 +151,8 @@ def main() -> None:
                 time.sleep(10.0)
                 elapsed = time.monotonic() - started
                 samples.append((elapsed, rss_mb(me)))
+                if (in_use := heap_mb()) is not None:
+                    heap.append((elapsed, in_use))
                 if args.churn and elapsed >= next_churn:
                     next_churn += args.churn_every
                     for _ in range(args.churn):
@@ -121,9 +164,11 @@ def main() -> None:
                 if elapsed >= next_print:
                     next_print += 60.0
                     errors = sum(1 for c in cameras if c.error is not None)
+                    held = f"  heap {heap[-1][1]:.0f} MB" if heap else ""
                     print(
                         f"{elapsed / 60:5.1f} min  RSS {samples[-1][1]:.0f} MB"
-                        f" ({(samples[-1][1] - base) / args.cameras:.1f} MB/camera)"
+                        f" ({(samples[-1][1] - base) / args.cameras:.1f} MB/camera){held}"
+                        f"  Python blocks {python_blocks() - blocks0:+d}"
                         f"  cameras opened {opened}  errors {errors}"
                         f"  load {os.getloadavg()[0]:.1f}",
                         flush=True,
@@ -135,6 +180,14 @@ def main() -> None:
                 camera.close()
             server.kill()
         after_warmup = [s for s in samples if s[0] >= args.warmup * 60]
+        heap_after = [s for s in heap if s[0] >= args.warmup * 60]
+        if heap_after:
+            print(
+                f"heap slope after {args.warmup:g} min: {slope_per_hour(heap_after):+.1f} MB/hour"
+                f" ({heap_after[0][1]:.0f} MB at {args.warmup:g} min, {heap[-1][1]:.0f} MB at"
+                f" the end); Python blocks {python_blocks() - blocks0:+d} since the cameras opened",
+                flush=True,
+            )
         at_warmup = after_warmup[0][1] if after_warmup else float("nan")
         print(
             f"RSS slope after {args.warmup:g} min: {slope_per_hour(after_warmup):+.1f} MB/hour"

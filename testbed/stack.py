@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,28 @@ class Stack:
 
     def signal(self, name: str, sig: int) -> None:
         os.kill(self.procs[name].pid, sig)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Every process of the stack, children too, stopped (SIGSTOP) meanwhile: what is
+        measured in between has the machine to itself but for PostgreSQL and Redis."""
+        import psutil
+
+        procs: list[psutil.Process] = []
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                parent = psutil.Process(proc.pid)
+                procs += [parent, *parent.children(recursive=True)]
+        for p in procs:
+            p.suspend()
+        try:
+            yield
+        finally:
+            for p in procs:
+                try:
+                    p.resume()
+                except psutil.NoSuchProcess:
+                    continue
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
