@@ -34,6 +34,8 @@ from bench.common import Api, bench_token, fresh_database, pct, wait
 from bench.scale_measure import CpuMeter, stack_meter
 
 PORT = 8766
+# Settings of the stack a run may set in its environment; each one given is printed.
+TUNING = ("MISIS_MAX_IN_FLIGHT", "MISIS_INFERENCE_NICE", "MISIS_MAX_WAIT_MS")
 api = Api(PORT)
 call = api.call
 
@@ -274,7 +276,11 @@ def main() -> None:
                 f"(a) {runtime:9s} direct, batch {batch:2d}: {a[runtime][batch]:7.2f} frames/s "
                 f"(before {before[runtime][batch]:.2f}, after {after[runtime][batch]:.2f})"
             )
-    print(f"pipeline worker: {pipeline_runtime}, MISIS_MAX_BATCH={max_batch}")
+    given = [f"{k}={os.environ[k]}" for k in TUNING if k in os.environ]
+    print(
+        f"pipeline worker: {pipeline_runtime}, MISIS_MAX_BATCH={max_batch}; "
+        + (", ".join(given) if given else "other settings at their defaults")
+    )
     print(
         f"(b) one scenario, whole system ({pipeline_runtime}):   {b:7.2f} frames/s "
         f"(model p50 {statistics.median(r['inference_ms'] for r in one):.0f} ms a call)"

@@ -79,8 +79,8 @@ def heap_mb() -> float | None:
             ]  # fmt: skip
 
         libc.mallinfo2.restype = MallInfo2
-        info = libc.mallinfo2()
-        return (info.uordblks + info.hblkhd) / 2**20
+        info: MallInfo2 = libc.mallinfo2()
+        return float(info.uordblks + info.hblkhd) / 2**20
     return None
 
 
