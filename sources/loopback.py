@@ -1,7 +1,7 @@
 """A server on 127.0.0.1 for one open of a source: the egress proxy and the RTSP relay.
 
-Each connection is served in its own thread; ``close()`` ends the listener and every socket
-it holds, so a reader blocked on one returns at once.
+Each connection is served in its own thread; ``close()`` ends the listener, its accepting
+thread and every socket it holds, so a reader blocked on one returns at once.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
         self.local_port: int = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, name=self.thread_name, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name=self.thread_name, daemon=True)
+        self._acceptor.start()
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -48,8 +49,14 @@ class LoopbackServer:
 
     def close(self) -> None:
         self._closed.set()
+        # On Linux, closing a socket does not wake a thread blocked in accept() on it; shutting
+        # it down does. Without this each open of a source left a thread behind for good.
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with suppress(OSError):
             self._listener.close()
+        if self._acceptor is not threading.current_thread():
+            self._acceptor.join(timeout=1.0)
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
 from runner.sources import SourceError, VideoSource, resolve_local
-from tests.helpers import read_all
+from tests.helpers import read_all, wait_for
 
 
 def indexes(source: VideoSource) -> list[int]:
@@ -155,3 +156,24 @@ def test_remote_file_that_cannot_be_reopened_raises(
         while source.read() is not None:
             pass
     source.close()
+
+
+def _loopback_threads() -> list[str]:
+    names = ("rtsp-relay", "egress-proxy")
+    return [t.name for t in threading.enumerate() if t.name.startswith(names)]
+
+
+def test_closing_a_network_source_leaves_no_thread_behind(
+    rtsp_server: Any, http_stream_server: Any, noisy_video: str
+) -> None:
+    """Each open of a camera or a remote file runs a server on loopback (the RTSP relay, the
+    egress proxy); closing the source ends it and all its threads. Its accepting thread used
+    to stay blocked for good: one thread more in the runner per open, reconnects included."""
+    before = _loopback_threads()
+    for url in [rtsp_server.url("file"), http_stream_server.url(noisy_video)] * 3:
+        source = VideoSource(url)
+        source.open()
+        assert source.read() is not None
+        assert _loopback_threads() != before  # the server of this open runs meanwhile
+        source.close()
+    wait_for(lambda: _loopback_threads() == before, 5)
