@@ -3,8 +3,6 @@ base.py."""
 
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
 from misis.settings.env import env
 
 MISIS_INFERENCE_BACKEND: str = env("MISIS_INFERENCE_BACKEND", default="yolo")
@@ -30,14 +28,4 @@ MISIS_MAX_WAIT_MS: float = env.float("MISIS_MAX_WAIT_MS", default=5.0)
 MISIS_MAX_IN_FLIGHT: int = env.int("MISIS_MAX_IN_FLIGHT", default=max(2, MISIS_MAX_BATCH + 1))
 # A frame whose inference worker died is sent again after this long.
 MISIS_INFERENCE_TIMEOUT: float = env.float("MISIS_INFERENCE_TIMEOUT", default=10.0)
-# The detector's CPU priority (nice, 0-19, higher is lower). On a node it shares, the
-# detector's threads can use every core for as long as they are given; the rest (reading
-# live streams, publishing, the API, the database) is light and waits on every hop. Below
-# them, the detector still gets all the CPU they leave, and they are never queued behind it
-# (bench/detection.py: latency and four scenarios). 0 keeps the priority it starts with.
-MISIS_INFERENCE_NICE: int = env.int("MISIS_INFERENCE_NICE", default=10)
-if not 0 <= MISIS_INFERENCE_NICE <= 19:
-    raise ImproperlyConfigured(
-        f"MISIS_INFERENCE_NICE: {MISIS_INFERENCE_NICE} is not a nice value from 0 to 19"
-    )
 MISIS_MOCK_DELAY_MS: float = env.float("MISIS_MOCK_DELAY_MS", default=0.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -172,24 +171,3 @@ def test_health_sees_the_workers(live: Stack, client: APIClient) -> None:
         what="workers registered",
     )
     assert body["inference"] == {"backend": "mock", "model": "mock", "runtime": "mock"}
-
-
-def _nice_of_threads(pid: int) -> dict[int, int]:
-    """Each thread's nice value, from /proc (field 19 of stat, after the parenthesised name)."""
-    nice = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue  # a thread that ended meanwhile
-        nice[int(task.name)] = int(fields[16])
-    return nice
-
-
-def test_inference_worker_runs_below_the_rest(live: Stack) -> None:
-    """Every thread of the inference worker at MISIS_INFERENCE_NICE (10): a detector using
-    every core never queues the runners' reads and publishes behind it."""
-    nice = _nice_of_threads(live.pid("inference"))
-    assert nice and set(nice.values()) == {10}, nice
-    runner = _nice_of_threads(live.pid("runner1"))
-    assert set(runner.values()) == {0}, runner
