@@ -35,7 +35,7 @@ from bench.scale_measure import CpuMeter, stack_meter
 
 PORT = 8766
 # Settings of the stack a run may set in its environment; each one given is printed.
-TUNING = ("MISIS_MAX_IN_FLIGHT", "MISIS_INFERENCE_NICE", "MISIS_MAX_WAIT_MS")
+TUNING = ("MISIS_MAX_IN_FLIGHT", "MISIS_MAX_WAIT_MS")
 api = Api(PORT)
 call = api.call
 
