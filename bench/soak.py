@@ -55,6 +55,18 @@ def allocator() -> str:
     return "glibc"
 
 
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
 def heap_mb() -> float | None:
     """What the C allocator has handed out and not had back (jemalloc's stats.allocated, or
     glibc's mallinfo2), in MB: when RSS grows and this does not, the allocator is holding
@@ -68,16 +80,6 @@ def heap_mb() -> float | None:
             return None
         return value.value / 2**20
     if hasattr(libc, "mallinfo2"):
-
-        class MallInfo2(ctypes.Structure):
-            _fields_ = [
-                (name, ctypes.c_size_t)
-                for name in (
-                    "arena", "ordblks", "smblks", "hblks", "hblkhd",
-                    "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
-                )
-            ]  # fmt: skip
-
         libc.mallinfo2.restype = MallInfo2
         info: MallInfo2 = libc.mallinfo2()
         return float(info.uordblks + info.hblkhd) / 2**20

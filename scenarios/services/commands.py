@@ -86,10 +86,12 @@ def _deleted_while_running(owner_id: int) -> int:
     """The owner's scenarios deleted while running in the last MISIS_START_TIMEOUT: their
     runner may still be busy (a source that takes its time to open notices the delete only
     once it has), so each keeps its slot of the quota until then."""
-    r = get_redis()
     key = keys.deleted_running(owner_id)
-    r.zremrangebyscore(key, "-inf", time.time())
-    return int(r.zcard(key))
+    pipe = get_redis().pipeline(transaction=False)  # one round trip on every start
+    pipe.zremrangebyscore(key, "-inf", time.time())
+    pipe.zcard(key)
+    _, held = pipe.execute()
+    return int(held)
 
 
 def _hold_quota_slot(owner_id: int, scenario_id: ScenarioId) -> None:
