@@ -19,8 +19,9 @@ MISIS_LEASE_TTL: float = env.float(
     "MISIS_LEASE_TTL",
     default=max(3.0 * MISIS_HEARTBEAT_INTERVAL, MISIS_HEARTBEAT_TIMEOUT + MISIS_HEARTBEAT_INTERVAL),
 )
-MISIS_WATCHDOG_INTERVAL: float = env.float("MISIS_WATCHDOG_INTERVAL", default=1.0)
-MISIS_OUTBOX_RELAY_INTERVAL: float = env.float("MISIS_OUTBOX_RELAY_INTERVAL", default=1.0)
+# The orchestrator's tick (scenarios.tick: the outbox relay, the watchdog, webhook retries and
+# MQTT), one beat entry and one task each time.
+MISIS_TICK_INTERVAL: float = env.float("MISIS_TICK_INTERVAL", default=1.0)
 # Outbox rows the fast path has not sent after this long are sent by the relay.
 MISIS_OUTBOX_RELAY_GRACE: float = env.float("MISIS_OUTBOX_RELAY_GRACE", default=2.0)
 # Scenarios a user may have that are not inactive (created, running or stopping); one more is
