@@ -199,7 +199,8 @@ def main() -> None:
     print(
         f"# detection bench: {len(frames)} frames 640x480, device {args.device}"
         f"{' fp16' if gpu else ''}, {args.threads} threads, default weights; runtimes "
-        f"{', '.join(runtimes)}; pipeline on {pipeline_runtime}; load average "
+        f"{', '.join(runtimes)}; pipeline on {pipeline_runtime}"
+        f"{' (the worker measures which)' if pipeline_runtime == 'auto' else ''}; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
@@ -217,7 +218,11 @@ def main() -> None:
     before = {r: direct(m, frames, batches, args.seconds) for r, m in models.items()}
     # The worker batches up to the size its runtime did best at just now (on a 2-core CPU
     # OpenVINO is slower per frame at 4 than at 1), unless --max-batch says otherwise.
-    measured = before.get(pipeline_runtime)
+    # With --runtime auto on a CPU the worker measures which runtime is faster itself (and the
+    # bench reads its choice from /health/): it batches up to the best batch of the fastest.
+    measured = before.get(pipeline_runtime) or max(
+        before.values(), key=lambda speeds: max(speeds.values()), default=None
+    )
     max_batch = args.max_batch or (max(measured, key=measured.__getitem__) if measured else 4)
 
     token = bench_token()
@@ -238,10 +243,16 @@ def main() -> None:
                 (h := api.health())
                 and h["workers"]["inference"] == 1
                 and h["inference"]["backend"] == "yolo"
-                and h["inference"]["runtime"] == pipeline_runtime
+                and (
+                    h["inference"]["runtime"] == pipeline_runtime
+                    or (pipeline_runtime == "auto" and h["inference"]["runtime"] in runtimes)
+                )
             ),
             300,
         )
+        chosen = api.health()
+        assert chosen is not None, "the API stopped answering"
+        pipeline_runtime = str(chosen["inference"]["runtime"])  # what auto chose
         run_scenarios(token, 1, len(frames))  # warm the worker on this frame shape
         pipeline_model = models.get(pipeline_runtime)
 

@@ -29,15 +29,16 @@ RUNTIMES = ("openvino", "onnx", "torch", "tensorrt")
 def choose_runtime(wanted: str, device: str) -> str:
     """The runtime for ``MISIS_RUNTIME`` (``auto`` or one of RUNTIMES) on ``device``.
 
-    ``auto``: OpenVINO on a CPU (the fastest there, measured by bench/detection.py); on CUDA,
-    TensorRT when it is installed, else torch in fp16.
+    ``auto`` on CUDA: TensorRT when it is installed, else torch in fp16. ``auto`` on a CPU
+    stays ``auto``: the faster of OpenVINO and ONNX Runtime depends on the CPU, and is measured
+    when the backend loads (inference/runtime_choice.py).
     """
     if wanted in RUNTIMES:
         return wanted
     if wanted != "auto":
         raise ValueError(f"MISIS_RUNTIME must be auto or one of {', '.join(RUNTIMES)}: {wanted!r}")
     if device == "cpu":
-        return "openvino"
+        return "auto"
     return "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "torch"
 
 
@@ -54,14 +55,30 @@ def load_backend() -> tuple[Backend, str | None]:
     try:
         runtime = choose_runtime(settings.MISIS_RUNTIME, settings.MISIS_DEVICE)
         device = settings.MISIS_DEVICE
-        backend = build_yolo(
-            runtime,
-            model=settings.MISIS_MODEL or None,
-            device=device,
-            # torch on CUDA: fp16 when chosen by auto, its best there short of TensorRT.
-            half=settings.MISIS_HALF or (device != "cpu" and settings.MISIS_RUNTIME == "auto"),
-            threads=settings.MISIS_INFERENCE_THREADS or None,
-            cache=Path(settings.MISIS_MODEL_CACHE),
+        cache = Path(settings.MISIS_MODEL_CACHE)
+
+        def build(name: str) -> Backend:
+            return build_yolo(
+                name,
+                model=settings.MISIS_MODEL or None,
+                device=device,
+                # torch on CUDA: fp16 when chosen by auto, its best there short of TensorRT.
+                half=settings.MISIS_HALF or (device != "cpu" and settings.MISIS_RUNTIME == "auto"),
+                threads=settings.MISIS_INFERENCE_THREADS or None,
+                cache=cache,
+            )
+
+        if runtime != "auto":
+            return build(runtime), None
+        from inference.backends.yolo import cpu_threads, default_model_path
+        from inference.runtime_choice import choose_cpu_runtime
+
+        runtime, backend = choose_cpu_runtime(
+            Path(settings.MISIS_MODEL or default_model_path()),
+            cache,
+            cpu_threads(settings.MISIS_INFERENCE_THREADS or None),
+            settings.MISIS_MAX_BATCH,
+            build,
         )
         return backend, None
     except Exception as exc:  # any failure to load a model must not kill the worker

@@ -9,8 +9,9 @@ MISIS_INFERENCE_BACKEND: str = env("MISIS_INFERENCE_BACKEND", default="yolo")
 MISIS_MODEL: str = env("MISIS_MODEL", default="")
 MISIS_DEVICE: str = env("MISIS_DEVICE", default="cpu")
 MISIS_HALF: bool = env.bool("MISIS_HALF", default=False)
-# What runs the YOLO weights: openvino | onnx | torch | tensorrt, or auto: openvino on a CPU
-# (fastest there, bench/detection.py), on CUDA tensorrt when installed, else torch in fp16.
+# What runs the YOLO weights: openvino | onnx | torch | tensorrt, or auto: on a CPU the faster of
+# openvino and onnx there, measured once (inference/runtime_choice.py); on CUDA tensorrt when
+# installed, else torch in fp16.
 MISIS_RUNTIME: str = env("MISIS_RUNTIME", default="auto")
 # Where .pt weights exported to another runtime are kept (one folder per weights hash).
 MISIS_MODEL_CACHE: str = env(

@@ -23,9 +23,10 @@ from pytest_django import Settings
 from inference.backends import choose_runtime, load_backend
 from inference.backends.base import Box, DetectOptions
 from inference.backends.runtime import RuntimeBackend, onnx_labels
-from inference.backends.yolo import YoloBackend, default_model_path
+from inference.backends.yolo import YoloBackend, cpu_threads, default_model_path
 from inference.export import export, load_export, weights_hash
 from inference.preprocess import letterbox
+from inference.runtime_choice import choice_path
 from runner.samples import ultralytics_assets, write_people_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,8 +199,8 @@ def test_onnx_labels_are_read_as_a_literal_never_run(tmp_path: Path) -> None:
     assert not Path("pwned").exists()
 
 
-def test_auto_picks_openvino_on_a_cpu_and_names_what_is_wrong() -> None:
-    assert choose_runtime("auto", "cpu") == "openvino"
+def test_auto_is_measured_on_a_cpu_and_names_what_is_wrong() -> None:
+    assert choose_runtime("auto", "cpu") == "auto"  # decided when the backend loads
     assert choose_runtime("onnx", "cpu") == "onnx"
     # No TensorRT on this machine: a CUDA node without it runs torch (in fp16).
     assert choose_runtime("auto", "cuda:0") == "torch"
@@ -238,9 +239,12 @@ print(backend.runtime, reason, "ultralytics" in sys.modules, "torch" in sys.modu
 """
 
 
-def test_the_default_runtime_needs_neither_ultralytics_nor_torch() -> None:
-    """The AGPL library and torch stay out of the inference worker once the export exists."""
-    export(Path(default_model_path()), "openvino", CACHE)
+def test_the_default_runtime_needs_neither_ultralytics_nor_torch(settings: Settings) -> None:
+    """The AGPL library and torch stay out of the inference worker once the exports exist; auto
+    runs the runtime it measured faster on this CPU, and remembers it."""
+    weights = Path(default_model_path())
+    for fmt in ("openvino", "onnx"):
+        export(weights, fmt, CACHE)
     out = subprocess.run(
         [sys.executable, "-c", LOAD_IN_A_PROCESS],
         cwd=ROOT,
@@ -250,7 +254,11 @@ def test_the_default_runtime_needs_neither_ultralytics_nor_torch() -> None:
         env={**os.environ, "MISIS_RUNTIME": "auto", "MISIS_INFERENCE_BACKEND": "yolo"},
         check=True,
     )
-    assert out.stdout.split() == ["openvino", "None", "False", "False"], out
+    runtime, *rest = out.stdout.split()
+    assert rest == ["None", "False", "False"], out
+    choice = choice_path(weights, CACHE, cpu_threads(None), settings.MISIS_MAX_BATCH)
+    assert json.loads(choice.read_text())["runtime"] == runtime
+    assert runtime in ("openvino", "onnx")
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnx"])

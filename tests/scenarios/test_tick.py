@@ -11,6 +11,7 @@ from pytest_django import Settings
 
 from scenarios import tasks
 from scenarios.models import OutboxMessage, Scenario, Status
+from scenarios.services import outbox
 from tests.conftest import queued
 from tests.factories import make_scenario
 
@@ -61,7 +62,7 @@ def test_a_job_that_fails_is_logged_and_the_others_still_run(
     def broken(**_: object) -> int:
         raise ConnectionError("relay's database went away")
 
-    monkeypatch.setattr(tasks.outbox, "outbox_relay", broken)
+    monkeypatch.setattr(outbox, "outbox_relay", broken)
     dead = make_scenario(Status.IN_SHUTDOWN_PROCESSING, owner=user)
     Scenario.objects.filter(pk=dead.pk).update(deadline_at=timezone.now() - timedelta(1))
 
