@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.backends.base import Backend, DetectOptions
-from inference.export import weights_hash
+from inference.export import file_lock, weights_hash
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,15 @@ def choice_path(weights: Path, cache: Path, threads: int, batch: int) -> Path:
         ]
     )
     return cache / f"{weights.stem}-runtime-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def remembered(path: Path) -> str | None:
+    """The runtime a choice file names, or None (no file, or not one this module wrote)."""
+    try:
+        runtime = json.loads(path.read_text())["runtime"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return runtime if runtime in CANDIDATES else None
 
 
 def frames_per_second(backend: Backend, batch: int, seconds: float) -> float:
@@ -115,14 +124,24 @@ def choose_cpu_runtime(
     last one's error is raised.
     """
     path = choice_path(weights, cache, threads, batch)
-    try:
-        remembered = json.loads(path.read_text())["runtime"]
-    except (OSError, ValueError, KeyError, TypeError):
-        remembered = None
-    if remembered in CANDIDATES:
-        logger.info("runtime auto: %s, as measured before on this CPU (%s)", remembered, path)
-        return remembered, build(remembered)
+    # Workers starting together on a node measure one at a time (each would slow the other's
+    # figures); one that waited reads what the first found.
+    with file_lock(path.with_suffix(".lock")):
+        known = remembered(path)
+        if known is not None:
+            logger.info("runtime auto: %s, as measured before on this CPU (%s)", known, path)
+            return known, build(known)
+        return _measure_and_remember(weights, path, batch, build, rounds, seconds)
 
+
+def _measure_and_remember(
+    weights: Path,
+    path: Path,
+    batch: int,
+    build: Callable[[str], Backend],
+    rounds: int,
+    seconds: float,
+) -> tuple[str, Backend]:
     backends: dict[str, Backend] = {}
     error: Exception | None = None
     for name in CANDIDATES:
@@ -146,7 +165,6 @@ def choose_cpu_runtime(
     figures = ", ".join(f"{n} {s:.2f}" for n, s in speeds.items())
     logger.info("runtime auto: %s (frames/s, median of %d: %s)", best, rounds, figures)
     if speeds:
-        cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(
             json.dumps({"runtime": best, "frames_per_second": speeds, "batch": batch}) + "\n"

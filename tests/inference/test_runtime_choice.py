@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -99,3 +100,21 @@ def test_a_damaged_choice_file_is_measured_again(
     assert choose(weights, cache, build)[0] == "openvino"
     assert sorted(build.built) == ["onnx", "openvino"]
     assert json.loads(choice_path(weights, cache, 2, 4).read_text())["runtime"] == "openvino"
+
+
+def test_workers_starting_together_measure_once(weights: Path, tmp_path: Path) -> None:
+    """The second waits for the first's figures (two measuring at once slow each other)."""
+    cache = tmp_path / "cache"
+    builds = [Builds({"openvino": 8.0, "onnx": 1.0}) for _ in range(2)]
+    chosen: list[str] = []
+    threads = [
+        threading.Thread(target=lambda b=b: chosen.append(choose(weights, cache, b)[0]))
+        for b in builds
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    assert chosen == ["onnx", "onnx"]
+    assert sorted(len(b.built) for b in builds) == [1, 2]  # one measured both, one built onnx
