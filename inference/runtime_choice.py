@@ -2,7 +2,7 @@
 on this CPU, measured once and remembered.
 
 Which one is faster depends on the CPU: on an AVX-512 bf16 CPU OpenVINO ran the default weights
-at 14-17 frames/s against ONNX Runtime's 7-9, on an AVX2-only one ONNX Runtime ran them 10-25 %
+at 14-17 frames/s against ONNX Runtime's 7-9, on an AVX2-only one ONNX Runtime ran them 11-22 %
 faster (README, "Detection"). So the first worker that loads a set of weights on a kind of CPU
 builds both, times them in turns (a few rounds at batch 1 and at the worker's largest batch,
 the median of each), keeps the faster and writes the figures beside the exports. Every later
