@@ -127,7 +127,8 @@ def run_scenarios(token: str, count: int, frames: int) -> tuple[float, list[dict
 
 
 def latency(token: str, poll: float, seconds: float) -> tuple[list[float], list[float]]:
-    """Frame read -> prediction visible to a client polling GET /prediction/?after=.
+    """Frame read -> prediction visible to a client polling GET /prediction/?after= over one
+    kept-alive connection.
 
     On a looping file, which the runner treats as a camera: played at its own 25 fps, the
     newest frame analysed each time, one frame at the detector.
@@ -138,17 +139,19 @@ def latency(token: str, poll: float, seconds: float) -> tuple[list[float], list[
     model: list[float] = []
     after = -1
     stop_at = time.monotonic() + seconds
+    poller = api.poller(token)
     while True:
         if time.monotonic() > stop_at:
             call("POST", f"/scenario/{sid}/", token, {"status": "init_shutdown"})
             stop_at = float("inf")
-        page = call("GET", f"/prediction/{sid}/?after={after}&limit=1000", token)
+        page = poller.get(f"/prediction/{sid}/?after={after}&limit=1000")
         now = time.time()
         for r in page["results"]:
             seen.append(now - ts(r["captured_at"]))
             model.append(r["inference_ms"] / 1000)
             after = r["frame_index"]
         if page["status"] == "inactive" and not page["results"]:
+            poller.close()
             return seen, model
         time.sleep(poll)
 

@@ -353,16 +353,18 @@ class PredictionListApi(APIView):
         responses=page_responses(PredictionPageSerializer),
     )
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
-        scenario = selectors.scenario_get(user=request.user, scenario_id=scenario_id)
+        pk = selectors.scenario_pk(scenario_id)
         after, limit = page_params(request, after_minimum=-1, default=selectors.DEFAULT_PAGE)
-        page = selectors.prediction_page(scenario=scenario, after=after, limit=limit)
+        page = selectors.prediction_page(
+            user=request.user, scenario_id=pk, after=after, limit=limit
+        )
         next_url = None
         if page.count == limit:
             next_url = request.build_absolute_uri(
                 f"{request.path}?after={page.last_frame_index}&limit={limit}"
             )
         head = json.dumps(
-            {"scenario_id": str(scenario.pk), "status": scenario.status, "next": next_url}
+            {"scenario_id": str(page.scenario_id), "status": page.status, "next": next_url}
         )
         # The results array comes from PostgreSQL already rendered (see the selector).
         return HttpResponse(

@@ -31,11 +31,7 @@ def scenario_visible(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Scenari
 
 
 def scenario_get(*, user: AbstractBaseUser | AnonymousUser, scenario_id: object) -> Scenario:
-    try:
-        pk = uuid.UUID(str(scenario_id))
-    except ValueError:
-        raise Http404("no such scenario") from None
-    scenario = scenario_visible(user).filter(pk=pk).first()
+    scenario = scenario_visible(user).filter(pk=scenario_pk(scenario_id)).first()
     if scenario is None:
         raise Http404("no such scenario")
     return scenario
@@ -159,33 +155,66 @@ _RESULT = ",\n    ".join(
 
 # The page is rendered to JSON by PostgreSQL: rows never become Python objects, which is most of
 # the cost of a 1000-row page. The inner query is one range scan of each day partition's
-# (scenario_id, frame_index) unique index, merged. Only constant names are formatted into it.
+# (scenario_id, frame_index) unique index, merged. The scenario's row comes in the same query,
+# with the owner scoping of ``scenario_visible``: a poll is one round trip (a client polling
+# for the newest frame waits for each one). Only constant names are formatted into it.
 _PAGE_SQL = f"""
-SELECT count(*), max(p.frame_index), coalesce(json_agg(json_build_object(
-    {_RESULT}
-) ORDER BY p.frame_index), '[]')::text
-FROM (
-    SELECT * FROM scenarios_prediction
-    WHERE scenario_id = %s AND frame_index > %s
-    ORDER BY frame_index
-    LIMIT %s
-) AS p
+SELECT s.status, page.count, page.last, page.body
+FROM scenarios_scenario AS s, (
+    SELECT count(*) AS count, max(p.frame_index) AS last, coalesce(json_agg(json_build_object(
+        {_RESULT}
+    ) ORDER BY p.frame_index), '[]')::text AS body
+    FROM (
+        SELECT * FROM scenarios_prediction
+        WHERE scenario_id = %(scenario)s AND frame_index > %(after)s
+        ORDER BY frame_index
+        LIMIT %(limit)s
+    ) AS p
+) AS page
+WHERE s.id = %(scenario)s AND (%(staff)s OR s.owner_id = %(owner)s)
 """
 
 
 @dataclass(frozen=True)
 class PredictionPage:
+    scenario_id: uuid.UUID
+    status: str  # the scenario's, as of the same snapshot as the rows
     count: int
     last_frame_index: int | None
     results_json: str  # a JSON array, ready to embed
 
 
-def prediction_page(*, scenario: Scenario, after: int | None, limit: int) -> PredictionPage:
-    """Predictions with ``frame_index > after``, ascending, at most ``limit`` of them."""
+def scenario_pk(scenario_id: object) -> uuid.UUID:
+    """The scenario id of a URL; not a UUID is a scenario that does not exist (404)."""
+    try:
+        return uuid.UUID(str(scenario_id))
+    except ValueError:
+        raise Http404("no such scenario") from None
+
+
+def prediction_page(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    scenario_id: uuid.UUID,
+    after: int | None,
+    limit: int,
+) -> PredictionPage:
+    """Predictions of a scenario the user may see (else 404) with ``frame_index > after``,
+    ascending, at most ``limit`` of them, and the scenario's status: one query."""
+    params = {
+        "scenario": scenario_id,
+        "after": -1 if after is None else after,
+        "limit": limit,
+        "staff": bool(getattr(user, "is_staff", False)),
+        "owner": user.pk,
+    }
     with connection.cursor() as cur:
-        cur.execute(_PAGE_SQL, [scenario.pk, -1 if after is None else after, limit])
-        count, last, body = cur.fetchone()
-    return PredictionPage(count=count, last_frame_index=last, results_json=body)
+        cur.execute(_PAGE_SQL, params)
+        row = cur.fetchone()
+    if row is None:
+        raise Http404("no such scenario")
+    status, count, last, body = row
+    return PredictionPage(scenario_id, status, count, last, body)
 
 
 EVENT_PAGE = 100
