@@ -13,8 +13,9 @@
 each of (b) and (c) is held against its runtime measured directly just before and just after
 it, the stack paused (SIGSTOP) meanwhile, as the VM's speed drifts within minutes;
 and the latency from frame read to prediction visible over the API, against the model's own
-time. Prints the ratios the targets are about. Uses its own database (misis_bench) and Redis
-database 13; starts and stops its own stack. On CUDA the runner still decodes on the CPU;
+time, with the runners' wait for a fresher frame (runner/freshness.py) off, then on. Prints
+the ratios the targets are about. Uses its own database (misis_bench) and Redis database 13;
+starts and stops its own stack. On CUDA the runner still decodes on the CPU;
 bench/gpu.py measures NVDEC decoding and streams per GPU.
 """
 
@@ -278,6 +279,12 @@ def main() -> None:
         c, four = run_scenarios(token, 4, len(frames))
         cpu_c = cpu_per_frame(meter, len(four))
         near.append(beside())
+        # Latency with the runners' wait for a fresher frame off, then on (the default), each
+        # on runners restarted with the setting (runner/freshness.py).
+        runners = ["runner1", "runner2"]
+        stack.restart(runners, MISIS_FRESH_FRAME_COST="0")
+        stale, _ = latency(token, args.poll, args.latency_seconds)
+        stack.restart(runners, MISIS_FRESH_FRAME_COST=str(settings.MISIS_FRESH_FRAME_COST))
         seen, model_s = latency(token, args.poll, args.latency_seconds)
     finally:
         stack.stop_all()
@@ -307,10 +314,15 @@ def main() -> None:
     print(f"    CPU a frame: {cpu_c}")
     p50, p50_model = statistics.median(seen), statistics.median(model_s)
     print(
+        f"latency, no wait for a fresher frame: p50 {statistics.median(stale) * 1000:6.1f} ms, "
+        f"p95 {pct(stale, 95) * 1000:6.1f} ms, p99 {pct(stale, 99) * 1000:6.1f} ms; "
+        f"{len(stale) / args.latency_seconds:.2f} frames/s analysed"
+    )
+    print(
         f"latency read -> visible over API: p50 {p50 * 1000:6.1f} ms, "
         f"p95 {pct(seen, 95) * 1000:6.1f} ms, p99 {pct(seen, 99) * 1000:6.1f} ms; "
         f"model time p50 {p50_model * 1000:6.1f} ms (client polls every "
-        f"{args.poll * 1000:.0f} ms)"
+        f"{args.poll * 1000:.0f} ms); {len(seen) / args.latency_seconds:.2f} frames/s analysed"
     )
     fastest_1 = max(runtimes, key=lambda r: a[r][1])
     best_r, best_b = max(

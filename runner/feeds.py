@@ -29,7 +29,7 @@ class FileFeed:
         self.dropped = 0
         self.reconnects = 0
 
-    def next_frame(self, timeout: float) -> Frame | None:
+    def next_frame(self, timeout: float, fresher_within: float = 0.0) -> Frame | None:
         frame = self.source.read()
         if frame is None:
             self.ended = True
@@ -52,6 +52,10 @@ class LatestFrameFeed:
     A live stream that stops sending (read timeout, closed connection) is reopened with
     exponential backoff and jitter while the loop goes on beating its heart; the feed gives up
     with SourceError once ``reconnect_timeout`` seconds have passed without a frame.
+
+    The feed measures the stream's frame interval, so the loop can tell when the frame waiting
+    is about to be replaced and wait for its successor instead (``next_frame``'s
+    ``fresher_within``).
     """
 
     def __init__(self, source: VideoSource, *, scenario_id: str, reconnect_timeout: float) -> None:
@@ -65,6 +69,8 @@ class LatestFrameFeed:
         self.last_error: str | None = None
         self.last_frame_at: datetime | None = None
         self._latest: Frame | None = None
+        self._arrived: float | None = None  # when the newest frame came (monotonic)
+        self.interval: float | None = None  # between frames of the stream: a moving average
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -105,9 +111,20 @@ class LatestFrameFeed:
                     return
                 if self._latest is not None:
                     self.dropped += 1
+                self._measure_interval(last_frame)
                 self._latest = frame
                 self.last_frame_at = frame.captured_at
                 self._cond.notify_all()
+
+    def _measure_interval(self, now: float) -> None:
+        """Fold the gap since the last frame into ``interval`` (a gap over a second is a
+        stall or a reconnect, not the stream's rate)."""
+        if self._arrived is not None and now - self._arrived <= 1.0:
+            gap = now - self._arrived
+            self.interval = (
+                gap if self.interval is None else self.interval + 0.1 * (gap - self.interval)
+            )
+        self._arrived = now
 
     def _reconnect(self, error: SourceError, *, since: float) -> None:
         """Reopen the stream until it gives a frame source again, or raise past the timeout."""
@@ -146,10 +163,32 @@ class LatestFrameFeed:
             )
             return
 
-    def next_frame(self, timeout: float) -> Frame | None:
+    def successor_due(self) -> float | None:
+        """Seconds until the frame waiting is expected to be replaced by the next; None when
+        no frame waits or the interval is not known yet."""
+        with self._cond:
+            return self._due()
+
+    def _due(self) -> float | None:  # under self._cond
+        if self._latest is None or self._arrived is None or self.interval is None:
+            return None
+        return self._arrived + self.interval - time.monotonic()
+
+    def next_frame(self, timeout: float, fresher_within: float = 0.0) -> Frame | None:
+        """The newest frame; waits up to ``timeout`` when there is none. ``fresher_within``:
+        when the frame waiting is due to be replaced within that many seconds, wait up to that
+        long for its successor and return that one (the one replaced counts as dropped)."""
         with self._cond:
             if self._latest is None and self._error is None and not self.ended and timeout > 0:
                 self._cond.wait(timeout)
+            elif self._latest is not None and fresher_within > 0:
+                waiting = self._latest
+                due = self._due()
+                if due is not None and due <= fresher_within:
+                    self._cond.wait_for(
+                        lambda: self._latest is not waiting or self._error is not None,
+                        timeout=fresher_within,
+                    )
             if self._error is not None:
                 raise self._error
             frame, self._latest = self._latest, None

@@ -23,6 +23,7 @@ from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
 from runner.analytics_stage import AnalyticsStage
 from runner.feeds import FileFeed, LatestFrameFeed, open_feed
+from runner.freshness import Freshness
 from runner.motion import MotionGate
 from runner.publishing import Publisher
 from runner.sampling import SampledFrame, Sampler
@@ -96,7 +97,8 @@ class ScenarioRunner:
     """One claimed (scenario, epoch): open the source, then loop until a ``Stop``.
 
     Each turn of the loop: stop?  next frame -> sample -> motion gate -> submit;  publish if due;
-    collect.
+    collect. A live feed's next frame may be its successor, when that is due within a short
+    wait (runner/freshness.py); a publish that is due is then written first, during the wait.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class ScenarioRunner:
         self.events: list[EventRow] = []
         self.next_unseen = claim.next_frame  # one past the last frame the loop took
         self.gate: MotionGate | None = None  # once the source is open (is it live?)
+        self.freshness = Freshness(settings.MISIS_FRESH_FRAME_COST)  # live feeds only
         self.stop_flag = stop_flag  # set by the process's poller (runner/stop_flags.py)
 
     # --- life cycle -----------------------------------------------------------------------
@@ -212,7 +215,7 @@ class ScenarioRunner:
     def _turn(self, feed: FileFeed | LatestFrameFeed) -> None:
         """One pass: every step either returns quickly or raises ``Stop`` to leave the loop."""
         self._handle_stop()
-        frame = self._next_frame(feed)
+        frame = self._next_frame(feed, self._fresher_wait(feed))
         before = self.sampler.next_pts
         if frame is not None and self.sampler.take(frame.pts):
             self._sample(frame, before)
@@ -233,13 +236,26 @@ class ScenarioRunner:
             self.publish(frontier=self.frontier())
             self.finish(StopReason.REQUESTED)
 
-    def _next_frame(self, feed: FileFeed | LatestFrameFeed) -> Frame | None:
-        """A frame if the pipeline has room; waits briefly only when nothing else is pending."""
+    def _fresher_wait(self, feed: FileFeed | LatestFrameFeed) -> float:
+        """How long a live feed's loop, its detector free, waits for the frame due to replace
+        the one waiting (0: none is due that soon); a publish that is due is written first."""
+        if not isinstance(feed, LatestFrameFeed) or self.client.in_flight:
+            return 0.0
+        wait = self.freshness.wait(feed.interval)
+        due = feed.successor_due() if wait > 0 else None
+        if due is None or due > wait:
+            return 0.0
+        self._maybe_publish()
+        return wait
+
+    def _next_frame(self, feed: FileFeed | LatestFrameFeed, fresher: float) -> Frame | None:
+        """A frame if the pipeline has room; waits briefly only when nothing else is pending,
+        or up to ``fresher`` for a live feed's next frame (``_fresher_wait``)."""
         if feed.ended or self.client.full:
             return None
         idle = not self.client.in_flight and not self.rows
         try:
-            frame = feed.next_frame(timeout=0.05 if idle else 0.0)
+            frame = feed.next_frame(timeout=0.05 if idle else 0.0, fresher_within=fresher)
         except SourceError as exc:
             self.fail(exc)
         if frame is not None:
@@ -262,6 +278,8 @@ class ScenarioRunner:
         image, box = letterbox(frame.image, self.params.imgsz)
         tag = SampledFrame.of(frame, box, sampler_before, after_skip)
         self.client.submit(image, self.options, tag=tag)
+        if isinstance(self.feed, LatestFrameFeed):
+            self.freshness.sent()
 
     def _maybe_publish(self) -> None:
         """Publish a full batch, rows older than the interval, or a heartbeat that is due."""
@@ -276,6 +294,8 @@ class ScenarioRunner:
         wait = min(STOP_CHECK_INTERVAL, settings.MISIS_HEARTBEAT_INTERVAL) if full_or_idle else 0.0
         result = self.client.collect(wait)
         if result is not None:
+            if isinstance(self.feed, LatestFrameFeed):
+                self.freshness.answered()
             self.rows.append(self._row(*result))
 
     def fail(self, exc: SourceError) -> NoReturn:

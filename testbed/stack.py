@@ -129,6 +129,22 @@ class Stack:
                 continue
             wait_for(partial(self._logged, name, b" ready."), timeout, what=f"{name} ready")
 
+    def restart(self, names: list[str], **env: str) -> None:
+        """Stop ``names`` (a warm shutdown), set ``env`` for them and every later start, and
+        start them again."""
+        for name in names:
+            proc = self.procs[name]
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.env.update(env)
+        for name in names:
+            self.start(name)
+        self.wait_ready(names)
+
     def ensure_running(self) -> None:
         """Start again whatever a previous test killed."""
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

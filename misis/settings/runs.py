@@ -38,3 +38,8 @@ MISIS_OPEN_RETRIES: int = env.int("MISIS_OPEN_RETRIES", default=3)
 MISIS_PUBLISH_INTERVAL: float = env.float("MISIS_PUBLISH_INTERVAL", default=0.02)
 MISIS_FILE_PUBLISH_INTERVAL: float = env.float("MISIS_FILE_PUBLISH_INTERVAL", default=0.25)
 MISIS_PUBLISH_BATCH: int = env.int("MISIS_PUBLISH_BATCH", default=50)
+# A live scenario whose detector is free and whose newest frame is about to be replaced waits
+# for the replacement, publishing meanwhile: the share of its analysed frames a second it may
+# give up for that on average (runner/freshness.py). Predictions come about fresher frames:
+# the newest frame's median age drops from half the frame interval by the wait. 0: never.
+MISIS_FRESH_FRAME_COST: float = env.float("MISIS_FRESH_FRAME_COST", default=0.02)

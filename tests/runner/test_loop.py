@@ -251,6 +251,29 @@ def test_stop_flag_ends_the_loop_as_requested_and_nothing_is_published_after(
     assert frames_of(s) == published  # no frame after the stop
 
 
+def test_a_live_loop_waiting_for_fresher_frames_publishes_each_analysed_frame_once(
+    batcher: Any, settings: Settings
+) -> None:
+    """runner/freshness.py: at this cost the loop waits up to half a frame interval whenever
+    the frame waiting is about to be replaced, publishing first; what it analyses is still
+    published once, in order, behind the frontier, and the frames replaced are counted."""
+    settings.MISIS_FRESH_FRAME_COST = 1.0
+    detector = batcher(delay_ms=60)  # slower than the 25-fps loop: frames get replaced
+    s = scenario("loop.mp4", loop=True)
+    runner = start(s)
+    wait_for(lambda: detector.frames >= 12, timeout=30)
+    signal_stop(s.pk, s.epoch)
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+
+    s.refresh_from_db()
+    assert (s.status, s.stop_reason) == (Status.INACTIVE, StopReason.REQUESTED)
+    published = frames_of(s)
+    assert len(published) == s.frames_processed >= 11
+    assert published == sorted(set(published)) and published[-1] < s.next_frame
+    assert s.frames_dropped > 0
+
+
 def test_worker_shutdown_hands_the_scenario_to_another_runner(
     batcher: Any, only_final_publish: None
 ) -> None:
