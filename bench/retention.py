@@ -124,10 +124,13 @@ def plan(scenario: Any, after: int) -> list[str]:
     """The page query's plan (the selector's SQL, EXPLAIN ANALYZE)."""
     from django.db import connection
 
-    from scenarios.selectors import _PAGE_SQL as PAGE_SQL
+    from scenarios.selectors import prediction_page_query
 
+    sql, params = prediction_page_query(
+        user=scenario.owner, scenario_id=scenario.pk, after=after, limit=100
+    )
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + PAGE_SQL, [scenario.pk, after, 100])
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
         return [r[0] for r in cursor.fetchall()]
 
 

@@ -117,9 +117,11 @@ class LatestFrameFeed:
                 self._cond.notify_all()
 
     def _measure_interval(self, now: float) -> None:
-        """Fold the gap since the last frame into ``interval`` (a gap over a second is a
-        stall or a reconnect, not the stream's rate)."""
-        if self._arrived is not None and now - self._arrived <= 1.0:
+        """Fold the gap since the last frame into ``interval``; a gap over a second or over
+        three intervals is a stall, not the stream's rate, and is left out."""
+        if self._arrived is not None and now - self._arrived <= min(
+            1.0, 3 * self.interval if self.interval else 1.0
+        ):
             gap = now - self._arrived
             self.interval = (
                 gap if self.interval is None else self.interval + 0.1 * (gap - self.interval)
@@ -129,6 +131,8 @@ class LatestFrameFeed:
     def _reconnect(self, error: SourceError, *, since: float) -> None:
         """Reopen the stream until it gives a frame source again, or raise past the timeout."""
         self.state, self.last_error = "reconnecting", str(error)
+        with self._cond:
+            self._arrived = None  # the next gap is the reconnect's, not the stream's
         logger.warning("scenario %s: %s; reconnecting", self.scenario_id, error)
         self.source.close()
         delay = settings.MISIS_RECONNECT_BACKOFF_BASE
@@ -184,9 +188,12 @@ class LatestFrameFeed:
             elif self._latest is not None and fresher_within > 0:
                 waiting = self._latest
                 due = self._due()
-                if due is not None and due <= fresher_within:
+                # Overdue by more than the wait: a stall, not a frame about to come.
+                if due is not None and -fresher_within < due <= fresher_within:
                     self._cond.wait_for(
-                        lambda: self._latest is not waiting or self._error is not None,
+                        lambda: (
+                            self._latest is not waiting or self._error is not None or self.ended
+                        ),
                         timeout=fresher_within,
                     )
             if self._error is not None:

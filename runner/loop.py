@@ -238,14 +238,16 @@ class ScenarioRunner:
 
     def _fresher_wait(self, feed: FileFeed | LatestFrameFeed) -> float:
         """How long a live feed's loop, its detector free, waits for the frame due to replace
-        the one waiting (0: none is due that soon); a publish that is due is written first."""
+        the one waiting (0: none is due that soon); a publish that is due and fits in the wait
+        is written first (else after the next frame is sent, overlapping the detector)."""
         if not isinstance(feed, LatestFrameFeed) or self.client.in_flight:
             return 0.0
         wait = self.freshness.wait(feed.interval)
         due = feed.successor_due() if wait > 0 else None
-        if due is None or due > wait:
+        if due is None or not -wait < due <= wait:
             return 0.0
-        self._maybe_publish()
+        if self.publisher.took <= due:
+            self._maybe_publish()
         return wait
 
     def _next_frame(self, feed: FileFeed | LatestFrameFeed, fresher: float) -> Frame | None:

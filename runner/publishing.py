@@ -32,6 +32,7 @@ class Publisher:
         self.read_reported = read_from  # frame index up to which frames_read was counted
         self.done_times: deque[float] = deque(maxlen=50)
         self.last_publish = time.monotonic()
+        self.took = 0.0  # seconds the last publish took, lease renewal and write
         # The analytics state the last publish saved: an unchanged one (no frame analysed
         # since) is not written again, nor its counts (computed from the same state).
         self.state_saved: bytes | None = None
@@ -74,6 +75,7 @@ class Publisher:
         """Renew the lease, then write; returns the scenario's status as the write found it.
 
         ``read``: the source's next frame index (frames read so far)."""
+        started = time.monotonic()
         self.lease.renew()
         unchanged = analytics_state == self.state_saved
         dropped = feed.dropped if feed is not None else 0
@@ -107,4 +109,5 @@ class Publisher:
         self.reconnects_reported = reconnects
         self.dropped_reported = dropped
         self.last_publish = time.monotonic()
+        self.took = self.last_publish - started
         return status

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
@@ -157,16 +158,18 @@ _RESULT = ",\n    ".join(
 # the cost of a 1000-row page. The inner query is one range scan of each day partition's
 # (scenario_id, frame_index) unique index, merged. The scenario's row comes in the same query,
 # with the owner scoping of ``scenario_visible``: a poll is one round trip (a client polling
-# for the newest frame waits for each one). Only constant names are formatted into it.
+# for the newest frame waits for each one). The page is a LATERAL subquery of that row, so it
+# is not run at all for a scenario the user may not see (no time spent on another user's
+# rows). Only constant names are formatted into it.
 _PAGE_SQL = f"""
 SELECT s.status, page.count, page.last, page.body
-FROM scenarios_scenario AS s, (
+FROM scenarios_scenario AS s CROSS JOIN LATERAL (
     SELECT count(*) AS count, max(p.frame_index) AS last, coalesce(json_agg(json_build_object(
         {_RESULT}
     ) ORDER BY p.frame_index), '[]')::text AS body
     FROM (
         SELECT * FROM scenarios_prediction
-        WHERE scenario_id = %(scenario)s AND frame_index > %(after)s
+        WHERE scenario_id = s.id AND frame_index > %(after)s
         ORDER BY frame_index
         LIMIT %(limit)s
     ) AS p
@@ -192,6 +195,23 @@ def scenario_pk(scenario_id: object) -> uuid.UUID:
         raise Http404("no such scenario") from None
 
 
+def prediction_page_query(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    scenario_id: uuid.UUID,
+    after: int | None,
+    limit: int,
+) -> tuple[str, dict[str, Any]]:
+    """The page's SQL and its parameters (bench/retention.py explains it)."""
+    return _PAGE_SQL, {
+        "scenario": scenario_id,
+        "after": -1 if after is None else after,
+        "limit": limit,
+        "staff": bool(getattr(user, "is_staff", False)),
+        "owner": user.pk,
+    }
+
+
 def prediction_page(
     *,
     user: AbstractBaseUser | AnonymousUser,
@@ -201,15 +221,11 @@ def prediction_page(
 ) -> PredictionPage:
     """Predictions of a scenario the user may see (else 404) with ``frame_index > after``,
     ascending, at most ``limit`` of them, and the scenario's status: one query."""
-    params = {
-        "scenario": scenario_id,
-        "after": -1 if after is None else after,
-        "limit": limit,
-        "staff": bool(getattr(user, "is_staff", False)),
-        "owner": user.pk,
-    }
+    sql, params = prediction_page_query(
+        user=user, scenario_id=scenario_id, after=after, limit=limit
+    )
     with connection.cursor() as cur:
-        cur.execute(_PAGE_SQL, params)
+        cur.execute(sql, params)
         row = cur.fetchone()
     if row is None:
         raise Http404("no such scenario")

@@ -29,6 +29,7 @@ def test_the_wait_is_held_to_its_share_of_the_detectors_turn() -> None:
     assert fresh.wait(None) == 0.0  # the stream's interval not known yet
     fresh.round_trip = 10.0  # a very slow detector: never more than half an interval
     assert fresh.wait(0.04) == pytest.approx(0.02)
+    assert fresh.wait(1.0) == Freshness.MAX_WAIT  # nor long enough to hold up a stop
     off = Freshness(cost=0.0)
     off.round_trip = 0.085
     assert off.wait(0.04) == 0.0

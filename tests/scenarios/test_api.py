@@ -485,6 +485,31 @@ def test_another_users_scenario_is_invisible(user: User, other_api: APIClient) -
     assert scenario.status == Status.INIT_STARTUP
 
 
+def test_another_users_page_is_never_read(user: User, other_user: User) -> None:
+    """GET /prediction/ is one query (the scenario's row and the page joined): for a scenario
+    the caller may not see, PostgreSQL reads none of its predictions (no time spent on them
+    that a 404 could betray), while its owner's page reads them."""
+    from django.db import connection
+
+    from scenarios.selectors import prediction_page_query
+
+    scenario = make_scenario(owner=user, name="cam")
+    Prediction.objects.bulk_create(prediction_rows(scenario, list(range(50))))
+
+    def plan(who: User) -> str:
+        sql, params = prediction_page_query(user=who, scenario_id=scenario.pk, after=-1, limit=10)
+        with connection.cursor() as cur:
+            cur.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
+            return "\n".join(row[0] for row in cur.fetchall())
+
+    stranger = plan(other_user)
+    assert "Aggregate (never executed)" in stranger, stranger
+    assert "Index Scan using scenarios_prediction" in stranger  # the page is in the plan...
+    assert "rows=10 " not in stranger  # ...and was not run
+    owner = plan(user)
+    assert "Aggregate (actual rows=1 " in owner and "rows=10 " in owner, owner
+
+
 def test_staff_see_and_command_every_scenario(user: User, staff_api: APIClient) -> None:
     scenario = make_scenario(owner=user, name="cam")
     Prediction.objects.bulk_create(prediction_rows(scenario, [0, 1, 2]))
