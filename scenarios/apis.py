@@ -354,7 +354,12 @@ class PredictionListApi(APIView):
     )
     def get(self, request: Request, scenario_id: str) -> HttpResponse:
         pk = selectors.scenario_pk(scenario_id)
-        after, limit = page_params(request, after_minimum=-1, default=selectors.DEFAULT_PAGE)
+        try:
+            after, limit = page_params(request, after_minimum=-1, default=selectors.DEFAULT_PAGE)
+        except ValidationError:
+            # A scenario the caller may not see is a 404 whatever the query says.
+            selectors.scenario_get(user=request.user, scenario_id=pk)
+            raise
         page = selectors.prediction_page(
             user=request.user, scenario_id=pk, after=after, limit=limit
         )

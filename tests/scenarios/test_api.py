@@ -476,6 +476,8 @@ def test_another_users_scenario_is_invisible(user: User, other_api: APIClient) -
 
     assert other_api.get(scenario_url(scenario.pk)).status_code == 404
     assert other_api.get(prediction_url(scenario.pk)).status_code == 404
+    # Whatever the query carries: a bad cursor is a 400 only on a scenario one may see.
+    assert other_api.get(prediction_url(scenario.pk, after=-2, limit=0)).status_code == 404
     for body in ({"status": "init_shutdown"}, {"status": "init_startup"}, {"status": "bogus"}):
         resp = command(other_api, scenario.pk, body)
         assert resp.status_code == 404, (body, resp.content)
