@@ -167,16 +167,19 @@ class LatestFrameFeed:
             )
             return
 
-    def successor_due(self) -> float | None:
-        """Seconds until the frame waiting is expected to be replaced by the next; None when
-        no frame waits or the interval is not known yet."""
+    def successor_due(self, within: float) -> float | None:
+        """Seconds until the frame waiting is expected to be replaced by the next, when that is
+        within ``within`` seconds; else None (no frame waits, the interval is not known yet,
+        the successor is further off, or overdue by more than ``within``: a stall, not a frame
+        about to come)."""
         with self._cond:
-            return self._due()
+            return self._due(within)
 
-    def _due(self) -> float | None:  # under self._cond
+    def _due(self, within: float) -> float | None:  # under self._cond
         if self._latest is None or self._arrived is None or self.interval is None:
             return None
-        return self._arrived + self.interval - time.monotonic()
+        due = self._arrived + self.interval - time.monotonic()
+        return due if -within < due <= within else None
 
     def next_frame(self, timeout: float, fresher_within: float = 0.0) -> Frame | None:
         """The newest frame; waits up to ``timeout`` when there is none. ``fresher_within``:
@@ -185,17 +188,12 @@ class LatestFrameFeed:
         with self._cond:
             if self._latest is None and self._error is None and not self.ended and timeout > 0:
                 self._cond.wait(timeout)
-            elif self._latest is not None and fresher_within > 0:
+            elif fresher_within > 0 and self._due(fresher_within) is not None:
                 waiting = self._latest
-                due = self._due()
-                # Overdue by more than the wait: a stall, not a frame about to come.
-                if due is not None and -fresher_within < due <= fresher_within:
-                    self._cond.wait_for(
-                        lambda: (
-                            self._latest is not waiting or self._error is not None or self.ended
-                        ),
-                        timeout=fresher_within,
-                    )
+                self._cond.wait_for(
+                    lambda: self._latest is not waiting or self._error is not None or self.ended,
+                    timeout=fresher_within,
+                )
             if self._error is not None:
                 raise self._error
             frame, self._latest = self._latest, None

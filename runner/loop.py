@@ -243,8 +243,8 @@ class ScenarioRunner:
         if not isinstance(feed, LatestFrameFeed) or self.client.in_flight:
             return 0.0
         wait = self.freshness.wait(feed.interval)
-        due = feed.successor_due() if wait > 0 else None
-        if due is None or not -wait < due <= wait:
+        due = feed.successor_due(wait) if wait > 0 else None
+        if due is None:
             return 0.0
         if self.publisher.took <= due:
             self._maybe_publish()

@@ -157,24 +157,23 @@ _RESULT = ",\n    ".join(
 # The page is rendered to JSON by PostgreSQL: rows never become Python objects, which is most of
 # the cost of a 1000-row page. The inner query is one range scan of each day partition's
 # (scenario_id, frame_index) unique index, merged. The scenario's row comes in the same query,
-# with the owner scoping of ``scenario_visible``: a poll is one round trip (a client polling
-# for the newest frame waits for each one). The page is a LATERAL subquery of that row, so it
-# is not run at all for a scenario the user may not see (no time spent on another user's
-# rows). Only constant names are formatted into it.
+# from ``scenario_visible`` (the owner scoping's one place): a poll is one round trip (a client
+# polling for the newest frame waits for each one). The page is a LATERAL subquery of that row,
+# so it is not run at all for a scenario the user may not see (no time spent on another user's
+# rows). Only constant names and Django's compiled query are formatted into it.
 _PAGE_SQL = f"""
 SELECT s.status, page.count, page.last, page.body
-FROM scenarios_scenario AS s CROSS JOIN LATERAL (
+FROM ({{visible}}) AS s CROSS JOIN LATERAL (
     SELECT count(*) AS count, max(p.frame_index) AS last, coalesce(json_agg(json_build_object(
         {_RESULT}
     ) ORDER BY p.frame_index), '[]')::text AS body
     FROM (
         SELECT * FROM scenarios_prediction
-        WHERE scenario_id = s.id AND frame_index > %(after)s
+        WHERE scenario_id = s.id AND frame_index > %s
         ORDER BY frame_index
-        LIMIT %(limit)s
+        LIMIT %s
     ) AS p
 ) AS page
-WHERE s.id = %(scenario)s AND (%(staff)s OR s.owner_id = %(owner)s)
 """
 
 
@@ -201,15 +200,11 @@ def prediction_page_query(
     scenario_id: uuid.UUID,
     after: int | None,
     limit: int,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, tuple[Any, ...]]:
     """The page's SQL and its parameters (bench/retention.py explains it)."""
-    return _PAGE_SQL, {
-        "scenario": scenario_id,
-        "after": -1 if after is None else after,
-        "limit": limit,
-        "staff": bool(getattr(user, "is_staff", False)),
-        "owner": user.pk,
-    }
+    row = scenario_visible(user).filter(pk=scenario_id).order_by().values_list("id", "status")
+    visible, params = row.query.sql_with_params()
+    return _PAGE_SQL.format(visible=visible), (*params, -1 if after is None else after, limit)
 
 
 def prediction_page(

@@ -132,14 +132,7 @@ class Stack:
     def restart(self, names: list[str], **env: str) -> None:
         """Stop ``names`` (a warm shutdown), set ``env`` for them and every later start, and
         start them again."""
-        for name in names:
-            proc = self.procs[name]
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._stop(names, timeout=30)
         self.env.update(env)
         for name in names:
             self.start(name)
@@ -193,12 +186,18 @@ class Stack:
                     continue
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
+        self._stop(list(self.procs))
+
+    def _stop(self, names: list[str], timeout: float = 15) -> None:
+        """SIGTERM (a warm shutdown, resumed first if paused), then SIGKILL what is left after
+        ``timeout`` seconds."""
+        procs = [self.procs[name] for name in names]
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 proc.terminate()
-        deadline = time.monotonic() + 15
-        for proc in self.procs.values():
+        deadline = time.monotonic() + timeout
+        for proc in procs:
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:

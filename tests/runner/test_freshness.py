@@ -83,7 +83,7 @@ def test_a_live_feed_measures_its_streams_frame_interval(slow_feed: LatestFrameF
         next_waiting(slow_feed)
     assert slow_feed.interval is not None
     assert 0.5 / SLOW_FPS < slow_feed.interval < 2.0 / SLOW_FPS
-    due = slow_feed.successor_due()
+    due = slow_feed.successor_due(slow_feed.interval)
     assert due is not None and due <= slow_feed.interval
 
 
