@@ -256,6 +256,8 @@ def test_a_shorter_params_retention_deletes_that_scenarios_old_rows_in_batches(
     short = make_scenario(Status.ACTIVE, owner=user, params={"retention": "1h"})
     other = make_scenario(Status.ACTIVE, owner=user)
     two_hours_ago = timezone.now() - timedelta(hours=2)
+    # Yesterday's partition in the first two hours of a UTC day (the fixture makes today's on).
+    retention.ensure_partitions(two_hours_ago)
     for scenario in (short, other):
         for i in range(7):
             make_prediction(scenario, i, created_at=two_hours_ago)
