@@ -104,11 +104,12 @@ class Batcher:
             )
             pipe.rpush(req.reply_key, body)
             pipe.expire(req.reply_key, REPLY_TTL)
-        pipe.execute()
-        metrics.record(
+        metrics.add(  # in the answers' round trip
+            pipe,
             {"inference_frames": len(requests), "inference_batches": 1},
             {"inference_latency_seconds": elapsed_ms / 1000, "inference_batch_size": len(requests)},
         )
+        pipe.execute()
         self.batches += 1
         self.frames += len(requests)
         return len(requests)

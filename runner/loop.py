@@ -19,6 +19,7 @@ from django.db import close_old_connections
 from inference.backends.base import DetectOptions
 from inference.client import Detection, InferenceClient
 from inference.preprocess import letterbox
+from misis import metrics
 from misis.lease import Lease, LeaseLost
 from misis.logs import scenario_context
 from runner.analytics_stage import AnalyticsStage
@@ -40,10 +41,12 @@ logger = logging.getLogger(__name__)
 # Set when this worker process is shutting down: loops hand their scenarios over and return.
 WORKER_STOPPING = threading.Event()
 
-# The longest a loop waits for a result before it looks at its stop flag and the heartbeat
-# again (a result ends the wait at once). Each wait that runs out is a turn of the loop and a
-# Redis round trip: at 0.05 s, 4 file scenarios waiting on a slow detector cost their runners
-# 54 ms of CPU a second, at 0.25 s 38 (the stop flags' poller at 0.05 s both times).
+# The longest a loop waits for a result, or with nothing pending for a live feed's next frame,
+# before it looks at its stop flag and the heartbeat again (a result or a frame ends the wait at
+# once). Each wait that runs out is a turn of the loop: at 0.05 s, 4 file scenarios waiting on
+# a slow detector cost their runners 54 ms of CPU a second, at 0.25 s 38 (the stop flags'
+# poller at 0.05 s both times); 250 1-fps live loops idle-waiting for frames 0.05 s at a time
+# cost 110 % of a core, 0.25 s at a time 82-93 % (bench.scale, README Scale).
 STOP_CHECK_INTERVAL = 0.25
 _SHUTDOWN = SHUTTING_DOWN_STATUSES
 
@@ -90,6 +93,7 @@ def run_scenario(scenario_id: str, epoch: int) -> None:
             lease.release()
         except Exception:
             logger.warning("scenario %s: lease release failed", scenario_id, exc_info=True)
+        metrics.flush_tally()  # its last counts, and any other scenario's still in the tally
         close_old_connections()
 
 
@@ -251,13 +255,15 @@ class ScenarioRunner:
         return wait
 
     def _next_frame(self, feed: FileFeed | LatestFrameFeed, fresher: float) -> Frame | None:
-        """A frame if the pipeline has room; waits briefly only when nothing else is pending,
-        or up to ``fresher`` for a live feed's next frame (``_fresher_wait``)."""
+        """A frame if the pipeline has room; waits for one only when nothing else is pending
+        (until the stop check or the heartbeat is due), or up to ``fresher`` for a live feed's
+        next frame (``_fresher_wait``)."""
         if feed.ended or self.client.full:
             return None
         idle = not self.client.in_flight and not self.rows
+        wait = min(STOP_CHECK_INTERVAL, self.publisher.heartbeat_in()) if idle else 0.0
         try:
-            frame = feed.next_frame(timeout=0.05 if idle else 0.0, fresher_within=fresher)
+            frame = feed.next_frame(timeout=wait, fresher_within=fresher)
         except SourceError as exc:
             self.fail(exc)
         if frame is not None:

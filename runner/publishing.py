@@ -47,6 +47,11 @@ class Publisher:
             return 0.0
         return (len(t) - 1) / max(t[-1] - t[0], 1e-6)
 
+    def heartbeat_in(self) -> float:
+        """Seconds until a heartbeat is due (0 when it is)."""
+        due = self.last_publish + settings.MISIS_HEARTBEAT_INTERVAL
+        return max(0.0, due - time.monotonic())
+
     def due(self, pending: int, *, every_frame: bool = False) -> bool:
         """A full batch, rows older than the interval, or a heartbeat that is due.
 
@@ -96,7 +101,7 @@ class Publisher:
         )
         status = PUBLISHES.publish(request)  # written with the process's other publishes
         self.state_saved = analytics_state
-        metrics.record(
+        metrics.tally(  # the process's counts, written at most once a second
             {
                 "frames_read": read - self.read_reported,
                 "frames_analysed": len(rows),
