@@ -127,7 +127,7 @@ class ScenarioRunner:
         self.feed: FileFeed | LatestFrameFeed | None = None  # once the source is open
         self.rows: list[services.PredictionRow] = []
         self.publisher = Publisher(scenario_id, epoch, lease, read_from=claim.next_frame)
-        self.preview = PreviewWriter(scenario_id)
+        self.preview = PreviewWriter(scenario_id, watched=lambda: STOP_FLAGS.previewed(scenario_id))
         self.analytics = AnalyticsStage(
             scenario_id=scenario_id,
             params=claim.params,

@@ -7,7 +7,8 @@ short TTL so a stopped scenario's preview goes stale on its own.
 Nobody watching, nothing encoded: each preview request (the frame, the page) marks the
 scenario watched for ``WATCH_TTL`` seconds (``mark_watched``, called by the views once they
 have checked who may see it), and the runner looks for that mark at most every
-``WATCH_CHECK_INTERVAL`` seconds, not per frame. The first request after a quiet spell may
+``WATCH_CHECK_INTERVAL`` seconds, not per frame (a runner process reads the marks of all its
+scenarios in one round trip, runner/stop_flags.py). The first request after a quiet spell may
 find an old frame or none; fresh ones follow within about a second.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -67,21 +68,37 @@ def mark_watched(scenario_id: object) -> None:
     get_redis().set(keys.preview_watched(scenario_id), b"1", ex=WATCH_TTL)
 
 
+def watch_marks(scenario_ids: Sequence[object]) -> list[bool]:
+    """Whether each scenario's preview is watched, in one round trip."""
+    if not scenario_ids:
+        return []
+    raws = get_redis().mget([keys.preview_watched(s) for s in scenario_ids])
+    return [raw is not None for raw in raws]
+
+
 class PreviewWriter:
-    def __init__(self, scenario_id: str) -> None:
+    """``watched``: how the writer learns whether anyone watches (a runner process's poller
+    reads every scenario's mark at once); by default it reads its own mark from Redis at most
+    every ``WATCH_CHECK_INTERVAL`` seconds."""
+
+    def __init__(self, scenario_id: str, watched: Callable[[], bool] | None = None) -> None:
         self.scenario_id = scenario_id
         self.last = 0.0
         self.encoded = 0  # frames encoded and stored
         self._watched = False
         self._next_watch_check = 0.0
+        self._read_watched = watched
 
     def watched(self) -> bool:
-        """The watch mark, read from Redis at most every ``WATCH_CHECK_INTERVAL`` seconds."""
+        """Whether anyone watches: from ``watched``, or the mark read from Redis at most every
+        ``WATCH_CHECK_INTERVAL`` seconds."""
+        if self._read_watched is not None:
+            return self._read_watched()
         now = time.monotonic()
         if now >= self._next_watch_check:
             self._next_watch_check = now + WATCH_CHECK_INTERVAL
             try:
-                self._watched = bool(get_redis().exists(keys.preview_watched(self.scenario_id)))
+                (self._watched,) = watch_marks([self.scenario_id])
             except Exception:
                 logger.warning(
                     "scenario %s: preview watch mark not read", self.scenario_id, exc_info=True

@@ -12,8 +12,11 @@ from contextlib import ExitStack
 import pytest
 from pytest_django import Settings
 
+from misis import keys
+from misis.redis_client import get_redis
 from runner.stop_flags import STOP_FLAGS, StopFlags
 from scenarios.control import signal_stop, stops_requested
+from scenarios.preview import mark_watched
 from tests.helpers import wait_for
 
 
@@ -83,3 +86,20 @@ def test_redis_unreachable_is_logged_and_retried(
         assert not stop.is_set()
         settings.REDIS_URL = reachable
         wait_for(stop.is_set, timeout=5.0)
+
+
+def test_a_poll_reads_whether_each_scenarios_preview_is_watched() -> None:
+    """The loops' preview writers ask the poller (runner/loop.py), not Redis: one MGET a poll
+    for the process instead of a round trip a second for each scenario."""
+    flags = StopFlags()
+    a, b = sid(), sid()
+    with flags.watching(a, 1), flags.watching(b, 1):
+        mark_watched(b)
+        flags.poll()
+        assert (flags.previewed(a), flags.previewed(b)) == (False, True)
+        get_redis().delete(keys.preview_watched(b))  # as its TTL would
+        flags.poll()
+        assert not flags.previewed(b)
+    mark_watched(a)
+    flags.poll()
+    assert not flags.previewed(a)  # no longer run here: no longer read
