@@ -157,6 +157,7 @@ def concurrent(user: Any, threads: int, seconds: float, rounds: int) -> None:
     from django.db import close_old_connections, connection
 
     from bench.common import pct
+    from misis.lease import Lease
     from runner.publish_queue import PublishQueue
     from scenarios.models import Scenario, Status
     from scenarios.services.runner_writes import PublishRequest, runner_publish
@@ -187,11 +188,24 @@ def concurrent(user: Any, threads: int, seconds: float, rounds: int) -> None:
     for _ in range(rounds):
         for name in lines:
             queue = PublishQueue()
-            write = alone if name == "a transaction each" else queue.publish
             scenarios = [
                 Scenario.objects.create(owner=user, source="x.mp4", status=Status.ACTIVE)
                 for _ in range(threads)
             ]
+            leases = {str(s.pk): Lease.acquire(s.pk, s.epoch) for s in scenarios}
+
+            def queued(
+                request: PublishRequest,
+                queue: PublishQueue = queue,
+                leases: dict[str, Lease | None] = leases,
+            ) -> str:
+                """Through the queue, whose writer renews the batch's leases (the runner's
+                renewal, which the transaction-each line leaves out)."""
+                held = leases[str(request.scenario_id)]
+                assert held is not None
+                return queue.publish(request, held)
+
+            write = alone if name == "a transaction each" else queued
             close_old_connections()
             stop_at = time.monotonic() + seconds
             walls: list[list[float]] = [[] for _ in range(threads)]

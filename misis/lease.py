@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -33,11 +34,17 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 if cur then return 2 end
 return 1
 """
+# Renew each lease of KEYS whose value is its ARGV (after the TTL, ARGV[1]): 1 renewed, 0 lost.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then
+    out[i] = redis.call('PEXPIRE', key, ARGV[1])
+  else
+    out[i] = 0
+  end
 end
-return 0
+return out
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -87,11 +94,25 @@ class Lease:
         return lease
 
     def renew(self, ttl: float | None = None) -> None:
-        if not get_redis().eval(_RENEW, 1, self.key, self.value, _ms(ttl)):
-            raise LeaseLost(f"scenario {self.scenario_id}: lease of epoch {self.epoch} lost")
+        if not renew_all([self], ttl)[0]:
+            raise self.lost()
+
+    def lost(self) -> LeaseLost:
+        return LeaseLost(f"scenario {self.scenario_id}: lease of epoch {self.epoch} lost")
 
     def release(self) -> bool:
         return bool(get_redis().eval(_RELEASE, 1, self.key, self.value))
+
+
+def renew_all(leases: Sequence[Lease], ttl: float | None = None) -> list[bool]:
+    """Renew each lease its holder still holds, all in one round trip (a runner process renews
+    the leases of the publishes it writes together); for each, whether it was renewed."""
+    if not leases:
+        return []
+    renewed = get_redis().eval(
+        _RENEW, len(leases), *(lease.key for lease in leases), _ms(ttl), *(x.value for x in leases)
+    )
+    return [bool(r) for r in renewed]
 
 
 def lease_holder_epoch(scenario_id: object) -> int | None:

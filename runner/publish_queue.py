@@ -10,10 +10,13 @@ predictions, one commit, one connection).
 
 No thread of its own (flat combining): the publishing thread that finds no write in progress
 writes what is queued, itself included; when it is done the first still waiting becomes the
-next writer. A lone scenario writes alone and at once, as before. Each publish gets its own
-answer: its scenario's status or its own refusal (``LeaseLost``, ``IntegrityError``). When the
-shared transaction fails (a database restart, a row a constraint refuses), each of its
-publishes is written again alone, so one scenario's failure stays its own.
+next writer. A lone scenario writes alone and at once, as before. The writer first renews the
+leases of the batch, all in one Redis round trip (not one a publish), and writes only the
+publishes whose lease it renewed: the others are refused with ``LeaseLost`` and write nothing,
+as when each runner renewed its own. Each publish gets its own answer: its scenario's status or
+its own refusal (``LeaseLost``, ``IntegrityError``). When the shared transaction fails (a
+database restart, a row a constraint refuses), each of its publishes is written again alone,
+so one scenario's failure stays its own.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connection
 
+from misis.lease import Lease, renew_all
 from scenarios.services.runner_writes import PublishRequest, runner_publish_many
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ MAX_BATCH = 250  # publishes a transaction at most (one statement's parameters: 
 @dataclass(eq=False)
 class _Waiting:
     request: PublishRequest
+    lease: Lease  # renewed by the writer just before the write
     done: threading.Event = field(default_factory=threading.Event)
     writer: bool = False  # this thread writes the next batch
     outcome: str | Exception | None = None
@@ -60,8 +65,9 @@ class PublishQueue:
         with self._lock:
             return len(self._queue)
 
-    def publish(self, request: PublishRequest) -> str:
-        me = _Waiting(request)
+    def publish(self, request: PublishRequest, lease: Lease) -> str:
+        """Renew ``lease`` (else ``LeaseLost``), then write ``request``: its scenario's status."""
+        me = _Waiting(request, lease)
         with self._lock:
             self._queue.append(me)
             if not self._writing:
@@ -97,8 +103,9 @@ class PublishQueue:
                     batch.append(waiting)
             self._queue = later
         try:
-            outcomes = self._write([w.request for w in batch])
-            for waiting, outcome in zip(batch, outcomes, strict=True):
+            held = self._renew(batch)
+            outcomes = self._write([w.request for w in held]) if held else []
+            for waiting, outcome in zip(held, outcomes, strict=True):
                 waiting.outcome = outcome
         finally:
             for waiting in batch:
@@ -112,6 +119,23 @@ class PublishQueue:
                     head.done.set()
                 else:
                     self._writing = False
+
+    def _renew(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """The publishes whose lease is renewed; the others get their refusal (``LeaseLost``,
+        or every one of them the error when Redis cannot be reached: no write unrenewed)."""
+        try:
+            renewed = renew_all([w.lease for w in batch])
+        except Exception as exc:
+            for waiting in batch:
+                waiting.outcome = exc
+            return []
+        held = []
+        for waiting, ok in zip(batch, renewed, strict=True):
+            if ok:
+                held.append(waiting)
+            else:
+                waiting.outcome = waiting.lease.lost()
+        return held
 
     def _write(self, requests: list[PublishRequest]) -> list[str | Exception]:
         self.transactions += 1

@@ -77,11 +77,11 @@ class Publisher:
         analytics_state: bytes,
         counts: dict[str, Any] | None,
     ) -> str:
-        """Renew the lease, then write; returns the scenario's status as the write found it.
+        """Renew the lease, then write (both with the process's other waiting publishes);
+        returns the scenario's status as the write found it.
 
         ``read``: the source's next frame index (frames read so far)."""
         started = time.monotonic()
-        self.lease.renew()
         unchanged = analytics_state == self.state_saved
         dropped = feed.dropped if feed is not None else 0
         reconnects = feed.reconnects if feed is not None else 0
@@ -99,7 +99,7 @@ class Publisher:
             analytics_state=None if unchanged else analytics_state,
             counts=None if unchanged else counts,
         )
-        status = PUBLISHES.publish(request)  # written with the process's other publishes
+        status = PUBLISHES.publish(request, self.lease)  # with the process's other publishes
         self.state_saved = analytics_state
         metrics.tally(  # the process's counts, written at most once a second
             {
