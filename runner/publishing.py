@@ -63,7 +63,7 @@ class Publisher:
         return (
             pending >= settings.MISIS_PUBLISH_BATCH
             or (pending > 0 and since >= interval)
-            or since >= settings.MISIS_HEARTBEAT_INTERVAL
+            or self.heartbeat_in() == 0.0
         )
 
     def publish(
